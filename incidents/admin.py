@@ -1,0 +1,128 @@
+from django.contrib import admin, messages
+
+from incidents.models import Incident, Service, TimelineEvent, TimelineEventRevision
+from opsportal.errors import DomainError
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "owner_team", "public"]
+    list_filter = ["public", "owner_team"]
+    search_fields = ["name", "slug", "description", "owner_team"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+class TimelineEventInline(admin.TabularInline):
+    model = TimelineEvent
+    fields = ["occurred_at", "kind", "source", "author", "body", "pinned", "version", "deleted_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("author")
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    list_display = ["reference", "title", "severity", "status", "commander", "detected_at", "resolved_at"]
+    list_filter = ["status", "severity", "services"]
+    search_fields = ["title", "summary", "=id"]
+    date_hierarchy = "detected_at"
+    autocomplete_fields = ["commander", "scribe", "communications_lead"]
+    filter_horizontal = ["services"]
+    # Status and its timestamps move only through Incident.transition_to (portal, API).
+    readonly_fields = [
+        "status",
+        "acknowledged_at",
+        "mitigated_at",
+        "resolved_at",
+        "closed_at",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
+    list_select_related = ["commander"]
+
+    @admin.display(description="Reference", ordering="id")
+    def reference(self, obj):
+        return obj.reference
+
+
+class RevisionInline(admin.TabularInline):
+    model = TimelineEventRevision
+    fields = ["version", "action", "body", "annotation", "edited_by", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TimelineEvent)
+class TimelineEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "incident", "occurred_at", "kind", "source", "author", "pinned", "version", "deleted_at"]
+    list_filter = ["kind", "source", "pinned", ("deleted_at", admin.EmptyFieldListFilter)]
+    search_fields = ["body", "annotation", "=incident__id"]
+    list_select_related = ["incident", "author"]
+    raw_id_fields = ["incident"]
+    readonly_fields = [
+        "body_html", "annotation_html", "version", "created_at", "edited_at", "edited_by", "deleted_at", "deleted_by",
+    ]  # fmt: skip
+    inlines = [RevisionInline]
+    actions = ["soft_delete_events", "restore_events"]
+
+    @admin.action(description="Delete selected entries (soft, can be restored)")
+    def soft_delete_events(self, request, queryset):
+        self._apply(request, queryset.filter(deleted_at__isnull=True), "soft_delete")
+
+    @admin.action(description="Restore selected deleted entries")
+    def restore_events(self, request, queryset):
+        self._apply(request, queryset.filter(deleted_at__isnull=False), "restore")
+
+    def _apply(self, request, queryset, verb):
+        done = 0
+        for event in queryset:
+            try:
+                getattr(event, verb)(by=request.user)
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, f"{event}: {exc}", level=messages.WARNING)
+        self.message_user(request, f"{done} entries updated.")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Once written, an entry changes only through its verbs, so the revision is kept.
+        if obj is not None and obj.is_system:
+            return [*self.readonly_fields, "incident", "source", "author", "body", "kind", "occurred_at"]
+        if obj is not None:
+            return [*self.readonly_fields, "incident", "source", "author"]
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        edits = {f: form.cleaned_data[f] for f in ("body", "kind", "occurred_at") if f in form.changed_data}
+        stored = TimelineEvent.objects.get(pk=obj.pk)
+        if "pinned" in form.changed_data:
+            stored.edit(by=request.user, version=None, pinned=obj.pinned)
+        if "annotation" in form.changed_data:
+            stored.annotate(by=request.user, version=stored.version, annotation=obj.annotation)
+        if edits:
+            stored.edit(by=request.user, version=stored.version, **edits)
+
+
+@admin.register(TimelineEventRevision)
+class TimelineEventRevisionAdmin(admin.ModelAdmin):
+    list_display = ["event", "version", "action", "edited_by", "created_at"]
+    list_filter = ["action"]
+    search_fields = ["body", "=event__id"]
+    list_select_related = ["event__incident", "edited_by"]
+
+    def has_change_permission(self, request, obj=None):
+        return False

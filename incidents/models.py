@@ -1,0 +1,426 @@
+from django.conf import settings
+from django.core.validators import MaxLengthValidator
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from incidents.choices import (
+    OPEN_STATUSES,
+    REOPEN_FROM,
+    REOPEN_TO,
+    STATUS_TIMESTAMP,
+    EventKind,
+    EventSource,
+    RevisionAction,
+    Severity,
+    Status,
+    allowed_transitions,
+)
+from opsportal.errors import DomainError, InvalidTransition, StaleVersion
+from opsportal.markdown import render_markdown
+
+ROLE_FIELDS = ("commander", "scribe", "communications_lead")
+
+
+class Service(models.Model):
+    name = models.CharField(max_length=120, unique=True)
+    slug = models.SlugField(max_length=120, unique=True)
+    description = models.TextField(blank=True)
+    owner_team = models.CharField(max_length=120, blank=True)
+    public = models.BooleanField(default=False, help_text="Shown on the public status page.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IncidentQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(status__in=OPEN_STATUSES)
+
+    def for_list(self):
+        return self.select_related("commander").prefetch_related("services")
+
+    def for_detail(self):
+        return self.select_related("commander", "scribe", "communications_lead").prefetch_related("services")
+
+
+class Incident(models.Model):
+    title = models.CharField(max_length=200)
+    summary = models.TextField(blank=True, validators=[MaxLengthValidator(settings.TIMELINE_BODY_MAX_LENGTH)])
+    severity = models.CharField(max_length=4, choices=Severity.choices, default=Severity.SEV3)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRIGGERED)
+
+    commander = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    scribe = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    communications_lead = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    services = models.ManyToManyField(Service, blank=True, related_name="incidents")
+
+    started_at = models.DateTimeField(help_text="When the impact began (editable).")
+    detected_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    mitigated_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = IncidentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # The incident list: newest first, filtered by status and severity.
+            models.Index(fields=["status", "severity", "-id"], name="incident_status_sev_idx"),
+            # Dashboards and the status page ask for open incidents only.
+            models.Index(fields=["severity", "-id"], name="incident_open_idx", condition=Q(status__in=OPEN_STATUSES)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.title}"
+
+    def save(self, *args, **kwargs):
+        if self.started_at is None:
+            self.started_at = self.detected_at or timezone.now()
+        super().save(*args, **kwargs)
+
+    @property
+    def reference(self) -> str:
+        return f"INC-{self.pk}" if self.pk else "INC-?"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def priority(self) -> str:
+        return Severity(self.severity).priority
+
+    def allowed_transitions(self) -> list[str]:
+        return allowed_transitions(self.status)
+
+    # --- verbs ----------------------------------------------------------------------------
+
+    @classmethod
+    def declare(cls, *, by, services=(), **fields) -> "Incident":
+        """Open an incident and write its first timeline event, in one transaction."""
+        with transaction.atomic():
+            incident = cls(created_by=by, **fields)
+            incident.full_clean(exclude=["started_at"])
+            incident.save()
+            if services:
+                incident.services.set(services)
+            TimelineEvent.record(
+                incident,
+                kind=EventKind.STATUS_CHANGE,
+                author=by,
+                body=f"Incident declared as **{incident.severity}** ({incident.priority}): {incident.title}",
+                occurred_at=incident.detected_at,
+            )
+        return incident
+
+    def transition_to(self, status: str, *, by=None, note: str = "") -> "Incident":
+        """Move to `status` if the lifecycle allows it, stamping its timestamp and the timeline."""
+        if status not in Status.values:
+            raise DomainError(f"Unknown status {status!r}; expected one of: {', '.join(Status.values)}.")
+        with transaction.atomic():
+            locked = type(self).objects.select_for_update().get(pk=self.pk)
+            current = locked.status
+            if status == current:
+                raise InvalidTransition(f"{locked.reference} is already {Status(current).label.lower()}.")
+            if status not in allowed_transitions(current):
+                raise InvalidTransition(
+                    f"Cannot move {locked.reference} from {current} to {status}; "
+                    f"allowed: {', '.join(allowed_transitions(current)) or 'none'}."
+                )
+            now = timezone.now()
+            reopening = current in REOPEN_FROM and status == REOPEN_TO
+            if reopening:
+                locked.resolved_at = None
+                locked.closed_at = None
+            stamp = STATUS_TIMESTAMP.get(status)
+            if stamp and getattr(locked, stamp) is None:
+                setattr(locked, stamp, now)
+            locked.status = status
+            locked.save()
+            verb = "Reopened" if reopening else "Status changed"
+            body = f"{verb}: **{current}** → **{status}**"
+            if note.strip():
+                body += f"\n\n{note.strip()}"
+            TimelineEvent.record(locked, kind=EventKind.STATUS_CHANGE, author=by, body=body, occurred_at=now)
+        self.refresh_from_db()
+        return self
+
+    def update_details(self, *, by, services=None, **changes) -> list[str]:
+        """Change title, summary, severity, roles, start time or services; one system event lists the changes."""
+        allowed = {"title", "summary", "severity", "started_at", "detected_at", *ROLE_FIELDS}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise DomainError(f"These fields cannot be changed here: {', '.join(sorted(unknown))}.")
+        with transaction.atomic():
+            locked = type(self).objects.select_for_update().get(pk=self.pk)
+            lines = []
+            for field, value in changes.items():
+                old = getattr(locked, field)
+                if old == value:
+                    continue
+                setattr(locked, field, value)
+                lines.append(_describe_change(field, old, value))
+            if services is not None:
+                before = set(locked.services.all())
+                after = set(services)
+                if before != after:
+                    locked.services.set(after)
+                    names = ", ".join(sorted(s.name for s in after)) or "none"
+                    lines.append(f"Affected services: {names}")
+            if lines:
+                locked.full_clean(exclude=["started_at"])
+                locked.save()
+                TimelineEvent.record(
+                    locked,
+                    kind=EventKind.NOTE if set(changes) <= {"summary"} else EventKind.ACTION,
+                    author=by,
+                    body="\n".join(f"- {line}" for line in lines),
+                )
+        self.refresh_from_db()
+        return lines
+
+
+def _describe_change(field: str, old, new) -> str:
+    label = field.replace("_", " ").capitalize()
+    if field in ROLE_FIELDS:
+        return f"{label}: {_user_name(new) if new else 'unassigned'}"
+    if field == "summary":
+        return "Summary updated"
+    if field.endswith("_at"):
+        return f"{label}: {new.isoformat() if new else 'cleared'}"
+    return f"{label}: {old} → {new}"
+
+
+def _user_name(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+class TimelineEventQuerySet(models.QuerySet):
+    def visible(self):
+        return self.filter(deleted_at__isnull=True)
+
+    def for_display(self):
+        return self.select_related("author", "edited_by", "deleted_by")
+
+
+class TimelineEvent(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
+    occurred_at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=16, choices=EventKind.choices, default=EventKind.NOTE)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = models.TextField(validators=[MaxLengthValidator(settings.TIMELINE_BODY_MAX_LENGTH)])
+    body_html = models.TextField(editable=False, default="")
+    annotation = models.TextField(
+        blank=True,
+        validators=[MaxLengthValidator(settings.TIMELINE_BODY_MAX_LENGTH)],
+        help_text="A responder's note on a system event (system events themselves are not editable).",
+    )
+    annotation_html = models.TextField(editable=False, default="")
+    pinned = models.BooleanField(default=False)
+    source = models.CharField(max_length=8, choices=EventSource.choices, default=EventSource.MANUAL)
+    version = models.PositiveIntegerField(default=1)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = TimelineEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        indexes = [
+            # The timeline of one incident in time order.
+            models.Index(fields=["incident", "occurred_at", "id"], name="event_timeline_idx"),
+            # Pinned events become a review's key moments.
+            models.Index(fields=["incident"], name="event_pinned_idx", condition=Q(pinned=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident.reference} {self.kind} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        self.body_html = render_markdown(self.body)
+        self.annotation_html = render_markdown(self.annotation)
+        super().save(*args, **kwargs)
+
+    @property
+    def is_system(self) -> bool:
+        return self.source == EventSource.SYSTEM
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    # --- verbs ----------------------------------------------------------------------------
+
+    @classmethod
+    def record(cls, incident, *, kind, body, author=None, occurred_at=None) -> "TimelineEvent":
+        """A system event: written by the portal itself, never edited afterwards."""
+        return cls.objects.create(
+            incident=incident,
+            kind=kind,
+            body=body,
+            author=author,
+            occurred_at=occurred_at or timezone.now(),
+            source=EventSource.SYSTEM,
+        )
+
+    @classmethod
+    def add_note(cls, incident, *, by, body, kind=EventKind.NOTE, occurred_at=None, pinned=False):
+        """A responder's entry; may be backdated."""
+        event = cls(
+            incident=incident,
+            kind=kind,
+            body=body,
+            author=by,
+            occurred_at=occurred_at or timezone.now(),
+            pinned=pinned,
+            source=EventSource.MANUAL,
+        )
+        event.full_clean(exclude=["incident", "author"])
+        event.save()
+        return event
+
+    def _lock(self, version: int | None) -> "TimelineEvent":
+        locked = type(self).objects.select_for_update().get(pk=self.pk)
+        if version is not None and int(version) != locked.version:
+            raise StaleVersion(
+                "Someone else edited this entry since you opened it; their text is shown, "
+                "copy what you need and edit again.",
+                current_version=locked.version,
+                current_body=locked.body,
+                current_annotation=locked.annotation,
+            )
+        return locked
+
+    def _snapshot(self, locked: "TimelineEvent", action: str, by) -> None:
+        TimelineEventRevision.objects.create(
+            event=locked,
+            version=locked.version,
+            action=action,
+            body=locked.body,
+            annotation=locked.annotation,
+            kind=locked.kind,
+            occurred_at=locked.occurred_at,
+            pinned=locked.pinned,
+            edited_by=by,
+        )
+
+    def _commit(self, locked: "TimelineEvent", by) -> "TimelineEvent":
+        locked.version += 1
+        locked.edited_at = timezone.now()
+        locked.edited_by = by
+        locked.full_clean(exclude=["incident", "author", "edited_by", "deleted_by"])
+        locked.save()
+        self.refresh_from_db()
+        return self
+
+    def edit(self, *, by, version: int | None, body=None, kind=None, occurred_at=None, pinned=None):
+        """Change a manual entry. Content changes need the version the editor saw."""
+        content = {"body": body, "kind": kind, "occurred_at": occurred_at}
+        content = {k: v for k, v in content.items() if v is not None}
+        if content and version is None:
+            raise DomainError("version is required when changing an entry, to avoid overwriting someone else's edit.")
+        with transaction.atomic():
+            locked = self._lock(version)
+            if locked.is_deleted:
+                raise DomainError("This entry is deleted; restore it before editing.")
+            if content and locked.is_system:
+                raise DomainError("System entries cannot be edited; add an annotation instead.")
+            changed = {k: v for k, v in content.items() if getattr(locked, k) != v}
+            if pinned is not None and pinned != locked.pinned:
+                changed["pinned"] = pinned
+            if not changed:
+                return self
+            self._snapshot(locked, RevisionAction.EDIT, by)
+            for field, value in changed.items():
+                setattr(locked, field, value)
+            return self._commit(locked, by)
+
+    def annotate(self, *, by, version: int | None, annotation: str):
+        if version is None:
+            raise DomainError("version is required when annotating an entry.")
+        with transaction.atomic():
+            locked = self._lock(version)
+            if locked.is_deleted:
+                raise DomainError("This entry is deleted; restore it before annotating.")
+            if locked.annotation == annotation:
+                return self
+            self._snapshot(locked, RevisionAction.ANNOTATE, by)
+            locked.annotation = annotation
+            return self._commit(locked, by)
+
+    def soft_delete(self, *, by):
+        with transaction.atomic():
+            locked = self._lock(None)
+            if locked.is_system:
+                raise DomainError("System entries are part of the record and cannot be deleted.")
+            if locked.is_deleted:
+                raise DomainError("This entry is already deleted.")
+            self._snapshot(locked, RevisionAction.DELETE, by)
+            locked.deleted_at = timezone.now()
+            locked.deleted_by = by
+            return self._commit(locked, by)
+
+    def restore(self, *, by):
+        with transaction.atomic():
+            locked = self._lock(None)
+            if not locked.is_deleted:
+                raise DomainError("This entry is not deleted.")
+            self._snapshot(locked, RevisionAction.RESTORE, by)
+            locked.deleted_at = None
+            locked.deleted_by = None
+            return self._commit(locked, by)
+
+
+class TimelineEventRevision(models.Model):
+    """The state of an entry just before a change: nothing a responder wrote is ever lost."""
+
+    event = models.ForeignKey(TimelineEvent, on_delete=models.CASCADE, related_name="revisions")
+    version = models.PositiveIntegerField()
+    action = models.CharField(max_length=8, choices=RevisionAction.choices)
+    body = models.TextField()
+    annotation = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=EventKind.choices)
+    occurred_at = models.DateTimeField()
+    pinned = models.BooleanField(default=False)
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # One snapshot per version of an entry: two writers cannot both replace version N.
+            models.UniqueConstraint(fields=["event", "version"], name="revision_event_version_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} v{self.version} {self.action}"

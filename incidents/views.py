@@ -1,0 +1,252 @@
+"""Portal pages for incidents. Timeline edits are htmx requests answered with partials."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from incidents.api.filters import IncidentFilter
+from incidents.choices import EventKind, Status
+from incidents.forms import (
+    AnnotationForm,
+    DeclareIncidentForm,
+    IncidentDetailsForm,
+    TimelineEditForm,
+    TimelineEntryForm,
+    TransitionForm,
+)
+from incidents.models import Incident, Service, TimelineEvent
+from opsportal.errors import Conflict, DomainError, StaleVersion
+from opsportal.roles import responder_required
+
+TIMELINE_WINDOW = 200  # entries shown at first on the incident page; the rest load on demand
+
+
+@login_required
+@require_GET
+def incident_list(request):
+    filterset = IncidentFilter(request.GET, queryset=Incident.objects.for_list())
+    page = Paginator(filterset.qs, 25).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "incidents/list.html",
+        {
+            "page": page,
+            "filter": filterset,
+            "statuses": Status.choices,
+            "services": Service.objects.all(),
+            "querystring": query.urlencode(),
+        },
+    )
+
+
+@responder_required
+def declare(request):
+    form = DeclareIncidentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        services = data.pop("services")
+        if not data.get("started_at"):
+            data.pop("started_at")
+        incident = Incident.declare(by=request.user, services=services, **data)
+        messages.success(request, f"{incident.reference} declared.")
+        return redirect("incidents:detail", pk=incident.pk)
+    return render(request, "incidents/declare.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _timeline_context(request, incident: Incident) -> dict:
+    kinds = [k for k in request.GET.getlist("kind") if k in EventKind.values]
+    events = TimelineEvent.objects.for_display().filter(incident=incident)
+    if kinds:
+        events = events.filter(kind__in=kinds)
+    show_all = request.GET.get("all") == "1"
+    total = events.count()
+    hidden = 0 if show_all else max(total - TIMELINE_WINDOW, 0)
+    if hidden:
+        # The newest entries, still shown oldest first.
+        events = reversed(list(events.order_by("-occurred_at", "-id")[:TIMELINE_WINDOW]))
+    return {
+        "incident": incident,
+        "events": list(events),
+        "hidden_count": hidden,
+        "kinds": EventKind.choices,
+        "selected_kinds": kinds,
+        "entry_form": TimelineEntryForm(initial={"occurred_at": timezone.localtime().replace(second=0, microsecond=0)}),
+    }
+
+
+@login_required
+@require_GET
+def detail(request, pk: int):
+    incident = get_object_or_404(Incident.objects.for_detail(), pk=pk)
+    context = _timeline_context(request, incident)
+    context["details_form"] = _details_form(incident)
+    return render(request, "incidents/detail.html", context)
+
+
+def _details_form(incident: Incident) -> IncidentDetailsForm:
+    return IncidentDetailsForm(
+        initial={
+            "severity": incident.severity,
+            "commander": incident.commander_id,
+            "scribe": incident.scribe_id,
+            "communications_lead": incident.communications_lead_id,
+            "services": [s.pk for s in incident.services.all()],
+            "started_at": timezone.localtime(incident.started_at).replace(second=0, microsecond=0),
+        }
+    )
+
+
+def _refreshed_header(request, incident_pk: int, *, error: str = "", status: int = 200, form=None):
+    """The status/roles panel plus an out-of-band refresh of the timeline (a system entry was added)."""
+    incident = Incident.objects.for_detail().get(pk=incident_pk)
+    context = _timeline_context(request, incident)
+    context.update(details_form=form or _details_form(incident), error=error, oob_timeline=True)
+    return render(request, "incidents/partials/header.html", context, status=status)
+
+
+@login_required
+@require_GET
+def timeline(request, pk: int):
+    incident = get_object_or_404(Incident, pk=pk)
+    return render(request, "incidents/partials/timeline.html", _timeline_context(request, incident))
+
+
+@responder_required
+@require_POST
+def transition(request, pk: int):
+    incident = get_object_or_404(Incident, pk=pk)
+    form = TransitionForm(request.POST)
+    if not form.is_valid():
+        return _refreshed_header(request, pk, error="Choose a status.", status=400)
+    try:
+        incident.transition_to(form.cleaned_data["to"], by=request.user, note=form.cleaned_data["note"])
+    except DomainError as exc:
+        return _refreshed_header(request, pk, error=str(exc), status=409 if isinstance(exc, Conflict) else 400)
+    return _refreshed_header(request, pk)
+
+
+@responder_required
+@require_POST
+def update_details(request, pk: int):
+    incident = get_object_or_404(Incident, pk=pk)
+    form = IncidentDetailsForm(request.POST)
+    if not form.is_valid():
+        return _refreshed_header(request, pk, error="Please correct the details below.", status=400, form=form)
+    data = dict(form.cleaned_data)
+    incident.update_details(by=request.user, services=data.pop("services"), **data)
+    return _refreshed_header(request, pk)
+
+
+@responder_required
+@require_POST
+def add_entry(request, pk: int):
+    incident = get_object_or_404(Incident, pk=pk)
+    form = TimelineEntryForm(request.POST)
+    if form.is_valid():
+        TimelineEvent.add_note(
+            incident,
+            by=request.user,
+            body=form.cleaned_data["body"],
+            kind=form.cleaned_data["kind"],
+            occurred_at=form.cleaned_data["occurred_at"],
+            pinned=form.cleaned_data["pinned"],
+        )
+        context = _timeline_context(request, incident)
+        return render(request, "incidents/partials/timeline.html", context)
+    context = _timeline_context(request, incident)
+    context["entry_form"] = form
+    return render(request, "incidents/partials/timeline.html", context, status=400)
+
+
+def _event(pk: int, event_id: int) -> TimelineEvent:
+    return get_object_or_404(TimelineEvent.objects.for_display(), pk=event_id, incident_id=pk)
+
+
+def _render_event(request, event: TimelineEvent, status: int = 200, **extra):
+    event = TimelineEvent.objects.for_display().get(pk=event.pk)
+    return render(request, "incidents/partials/event.html", {"event": event, **extra}, status=status)
+
+
+@login_required
+@require_GET
+def event_fragment(request, pk: int, event_id: int):
+    return _render_event(request, _event(pk, event_id))
+
+
+@responder_required
+def edit_entry(request, pk: int, event_id: int):
+    event = _event(pk, event_id)
+    form_class = AnnotationForm if event.is_system else TimelineEditForm
+    if request.method == "GET":
+        initial = {"version": event.version, "annotation": event.annotation}
+        if not event.is_system:
+            initial.update(body=event.body, kind=event.kind, occurred_at=timezone.localtime(event.occurred_at))
+        return _render_event(request, event, form=form_class(initial=initial), editing=True)
+    form = form_class(request.POST)
+    if not form.is_valid():
+        return _render_event(request, event, status=400, form=form, editing=True)
+    data = dict(form.cleaned_data)
+    try:
+        with transaction.atomic():
+            if event.is_system:
+                event.annotate(by=request.user, **data)
+            else:
+                event.edit(by=request.user, **data)
+    except StaleVersion:
+        event.refresh_from_db()
+        # Show the other person's text beside ours; the form now carries their version.
+        mine = data.get("annotation") if event.is_system else data.get("body")
+        fresh = form_class(initial={**data, "version": event.version})
+        return _render_event(request, event, status=409, form=fresh, editing=True, conflict=True, my_text=mine)
+    except DomainError as exc:
+        return _render_event(request, event, status=400, form=form, editing=True, error=str(exc))
+    return _render_event(request, event)
+
+
+@responder_required
+@require_POST
+def delete_entry(request, pk: int, event_id: int):
+    return _apply_verb(request, _event(pk, event_id), "soft_delete")
+
+
+@responder_required
+@require_POST
+def restore_entry(request, pk: int, event_id: int):
+    return _apply_verb(request, _event(pk, event_id), "restore")
+
+
+@responder_required
+@require_POST
+def pin_entry(request, pk: int, event_id: int):
+    event = _event(pk, event_id)
+    try:
+        event.edit(by=request.user, version=None, pinned=not event.pinned)
+    except DomainError as exc:
+        return _render_event(request, event, status=400, error=str(exc))
+    return _render_event(request, event)
+
+
+def _apply_verb(request, event: TimelineEvent, verb: str):
+    try:
+        getattr(event, verb)(by=request.user)
+    except DomainError as exc:
+        return _render_event(request, event, status=400, error=str(exc))
+    return _render_event(request, event)
+
+
+def home(request):
+    return redirect("incidents:list")
+
+
+@login_required
+@require_GET
+def revisions(request, pk: int, event_id: int):
+    event = _event(pk, event_id)
+    revisions = event.revisions.select_related("edited_by")
+    return render(request, "incidents/partials/revisions.html", {"revisions": revisions})

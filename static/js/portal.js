@@ -1,0 +1,33 @@
+// Ops Portal: the little glue htmx does not do by itself.
+(function () {
+  "use strict";
+
+  // Times are rendered server-side in the browser's time zone, read from this cookie.
+  var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  var current = (document.cookie.match(/(?:^|; )tz=([^;]*)/) || [])[1];
+  if (zone && decodeURIComponent(current || "") !== zone) {
+    document.cookie = "tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax";
+    if (document.cookie.indexOf("tz=") !== -1 && !sessionStorage.getItem("tz-reloaded")) {
+      sessionStorage.setItem("tz-reloaded", "1");
+      window.location.reload();
+    }
+  }
+
+  function toast(message) {
+    var box = document.getElementById("toast");
+    if (!box) return;
+    box.textContent = message;
+    box.hidden = false;
+    clearTimeout(box._timer);
+    box._timer = setTimeout(function () { box.hidden = true; }, 6000);
+  }
+
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    var text = xhr.status === 403 ? "You are not allowed to do that." : "The server answered " + xhr.status + ".";
+    toast(text);
+  });
+  document.addEventListener("htmx:sendError", function () {
+    toast("The portal could not be reached. Your text is still in the form.");
+  });
+})();
