@@ -52,7 +52,9 @@ def new_page(browser, live_server):
     contexts = []
 
     def make(timezone_id: str = "Europe/Paris"):
-        context = browser.new_context(base_url=live_server.url, timezone_id=timezone_id, viewport={"width": 1280, "height": 900})
+        context = browser.new_context(
+            base_url=live_server.url, timezone_id=timezone_id, viewport={"width": 1280, "height": 900}
+        )
         context.set_default_timeout(10_000)
         contexts.append(context)
         return context.new_page()

@@ -1,0 +1,95 @@
+"""Settings fail loudly, naming the variable, when the environment has a bad value."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from opsportal import env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reader"),
+    [
+        ("DEBUG", "maybe", lambda: env.env_bool("DEBUG", False)),
+        ("PAGE", "ten", lambda: env.env_int("PAGE", 1)),
+        ("PAGE", "0", lambda: env.env_int("PAGE", 1, minimum=1)),
+        ("DATABASE_URL", "mysql://db/x", lambda: env.env_url("DATABASE_URL", {"postgres", "sqlite"})),
+        ("CSRF_TRUSTED_ORIGINS", "ops.example.com", lambda: env.env_origins("CSRF_TRUSTED_ORIGINS")),
+        ("TIME_ZONE", "Mars/Olympus", lambda: env.env_timezone("TIME_ZONE", "UTC")),
+    ],
+)
+def test_bad_values_raise_naming_the_variable(monkeypatch, name, value, reader):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match=name):
+        reader()
+
+
+def test_good_values(monkeypatch):
+    monkeypatch.setenv("DEBUG", "Yes")
+    monkeypatch.setenv("ALLOWED_HOSTS", "ops.example.com, localhost ,")
+    monkeypatch.setenv("TIME_ZONE", "Europe/Paris")
+    assert env.env_bool("DEBUG", False) is True
+    assert env.env_list("ALLOWED_HOSTS", []) == ["ops.example.com", "localhost"]
+    assert env.env_timezone("TIME_ZONE", "UTC") == "Europe/Paris"
+    assert env.env_bool("UNSET_FLAG", True) is True
+
+
+def load_settings(**overrides) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
+    environment.update({"SECRET_KEY": "k" * 50, "OPSPORTAL_VAR_DIR": str(ROOT / "var" / "test"), **overrides})
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.CACHES['default']['BACKEND'])"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**environment, "DJANGO_SETTINGS_MODULE": "opsportal.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_embedded_default_needs_only_python():
+    result = load_settings()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3",
+        "filesystem://",
+        "django.core.cache.backends.filebased.FileBasedCache",
+    ]
+
+
+def test_database_and_redis_urls_switch_to_the_production_setup():
+    result = load_settings(DATABASE_URL="postgres://ops@db:5432/ops", REDIS_URL="redis://cache:6379/0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.postgresql",
+        "redis://cache:6379/0",
+        "django_redis.cache.RedisCache",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DEBUG", "perhaps"),
+        ("DATABASE_URL", "oracle://x/y"),
+        ("REDIS_URL", "http://cache:6379"),
+        ("CELERY_BROKER_URL", "sqs://queue"),
+        ("TIME_ZONE", "Nowhere/City"),
+        ("CSRF_TRUSTED_ORIGINS", "ops.example.com"),
+        ("SECRET_KEY", ""),
+    ],
+)
+def test_start_up_fails_naming_the_bad_variable(variable, value):
+    result = load_settings(**{variable: value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and variable in result.stderr
