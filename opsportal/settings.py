@@ -129,6 +129,7 @@ if not CELERY_BROKER_URL:
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -143,7 +144,21 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+# Runbook steps get their own queue, so they never wait behind other work and can be served by
+# workers placed next to the services they check (Procfile: -Q celery,runbooks).
+CELERY_TASK_ROUTES = {"runbooks.*": {"queue": "runbooks"}}
+CELERY_BEAT_SCHEDULE: dict = {
+    "runbooks-reap-stuck-steps": {"task": "runbooks.reap_stuck_steps", "schedule": 60.0},
+}
+
+# --- Runbooks (README "Configuration > Runbooks") ---------------------------------------------
+RUNBOOK_STEP_TIMEOUT = env_int("RUNBOOK_STEP_TIMEOUT", 30, minimum=1)  # seconds, per step unless it says otherwise
+RUNBOOK_STEP_TIMEOUT_MAX = 600
+RUNBOOK_STEP_RETRIES = env_int("RUNBOOK_STEP_RETRIES", 2, minimum=0)  # extra attempts after a connection error
+RUNBOOK_STEP_RETRY_BACKOFF = env_int("RUNBOOK_STEP_RETRY_BACKOFF", 2, minimum=0)  # seconds, doubled per attempt
+RUNBOOK_STEP_QUEUE_TIMEOUT = env_int("RUNBOOK_STEP_QUEUE_TIMEOUT", 600, minimum=10)  # no worker took it: timed out
+RUNBOOK_STEP_OUTPUT_LIMIT = env_int("RUNBOOK_STEP_OUTPUT_LIMIT", 65_536, minimum=1024)  # characters kept per step
+RUNBOOK_IMPORT_MAX_BYTES = env_int("RUNBOOK_IMPORT_MAX_BYTES", 1_048_576, minimum=1024)
 
 # --- Auth and roles --------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
