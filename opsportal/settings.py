@@ -95,6 +95,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # Tests use a file, not memory, so Celery workers in other threads or processes share it.
+    _db["TEST"] = {"NAME": str(VAR_DIR / "test-opsportal.sqlite3")}
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

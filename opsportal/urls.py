@@ -7,6 +7,7 @@ from opsportal import health
 
 api_patterns = [
     path("", include("incidents.api.urls")),
+    path("", include("runbooks.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
@@ -17,6 +18,7 @@ urlpatterns = [
     path("ready", health.ready, name="ready"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("incidents/", include("incidents.urls")),
+    path("runbooks/", include("runbooks.urls")),
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),
 ]

@@ -20,6 +20,7 @@ from runbooks.choices import SAFETY_RANK, Safety, SectionKind, StepKind, stricte
 MAX_SECTIONS = 300
 MAX_STEPS = 500
 MAX_TEXT = 20_000
+MAX_SECTION_TEXT = 200_000
 
 
 @dataclass
@@ -103,7 +104,7 @@ def validate(spec: RunbookSpec) -> RunbookSpec:
         errors["sections"] = f"at most {MAX_SECTIONS} sections."
     for n, section in enumerate(spec.sections):
         _text(errors, f"sections[{n}].title", section.title, limit=300)
-        _text(errors, f"sections[{n}].body", section.body)
+        _text(errors, f"sections[{n}].body", section.body, limit=MAX_SECTION_TEXT)
         if section.kind not in SectionKind.values:
             errors[f"sections[{n}].kind"] = f"must be one of {', '.join(SectionKind.values)}."
         if not isinstance(section.level, int) or not 1 <= section.level <= 8:

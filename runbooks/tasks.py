@@ -13,8 +13,9 @@ def run_step(step_run_id: int, attempt: int) -> str:
     step_run = StepRun.claim(step_run_id, attempt, worker=run_step.request.hostname or "")
     if step_run is None:
         return "skipped"
-    StepRun.record(step_run_id, attempt, execute(step_run))
-    return step_run.state
+    outcome = execute(step_run)
+    StepRun.record(step_run_id, attempt, outcome)
+    return outcome.state
 
 
 @shared_task(name="runbooks.reap_stuck_steps", ignore_result=True)

@@ -80,8 +80,10 @@ def fetch(url: str, *, method: str, headers: dict, timeout: float, target: Targe
     if parts.username is not None:
         # Credentials from an env: setting travel as basic auth; urllib refuses them inside the URL.
         token = f"{parts.username}:{parts.password or ''}"
+        encoded = base64.b64encode(token.encode()).decode()
         target.masker.add(token)
-        headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
+        target.masker.add(encoded)  # a service that echoes its request headers must not leak them either
+        headers["Authorization"] = f"Basic {encoded}"
         url = urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
     request = urllib.request.Request(url, method=method, headers=headers)  # noqa: S310 - scheme checked above
     try:

@@ -40,6 +40,10 @@ class RunbookReport:
     automated: Counter
     dangerous: int
 
+    @property
+    def automated_total(self) -> int:
+        return sum(self.automated.values())
+
 
 @dataclass
 class DocumentReport:
@@ -65,6 +69,18 @@ class DocumentReport:
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.runbooks)
+
+    @property
+    def created_count(self) -> int:
+        return self.count("created")
+
+    @property
+    def updated_count(self) -> int:
+        return self.count("updated")
+
+    @property
+    def unchanged_count(self) -> int:
+        return self.count("unchanged")
 
     def lines(self) -> list[str]:
         automated = ", ".join(f"{name} {n}" for name, n in sorted(self.automated.items())) or "none"

@@ -93,6 +93,8 @@ _CHANGE_PROSE = re.compile(
     r"|mark|fix|correct\w*|bump|re-?run|re-?enable)\b",
     re.I,
 )
+# `$API_URL/health` or `<BASE_URL>/health`: the host is the target's base URL.
+_PLACEHOLDER_URL = re.compile(r"^(\$\{?\w+\}?|<[\w-]+>)(/\S*)$")
 _HEALTH_PATH = re.compile(r"/(health|healthz|ready|readyz|livez|live)/?$", re.I)
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1", "host", "example.com"}  # noqa: S104 - matched, not bound
 
@@ -235,10 +237,17 @@ def _curl(args: list[str]) -> Recognised | None:
             method = "HEAD"
         elif arg.startswith(("-d", "--data")) and method == "GET":
             method = "POST"
-        elif "://" in arg and url is None:
+        elif url is None and ("://" in arg or _PLACEHOLDER_URL.match(arg)):
             url = arg
     if url is None or method not in {"GET", "HEAD"}:
         return None
+    placeholder = _PLACEHOLDER_URL.match(url)
+    if placeholder:
+        return (
+            Recognised("http_check", {"path": placeholder[2], "method": method})
+            if _HEALTH_PATH.search(placeholder[2])
+            else None
+        )
     parts = urlsplit(url)
     if not _HEALTH_PATH.search(parts.path):
         return None
@@ -361,26 +370,36 @@ def _title(comments: list[str]) -> tuple[str, list[str], bool]:
     return _NUMBERED.sub("", first), comments[1:], numbered
 
 
-def _logical_lines(content: str) -> list[str]:
-    """Joins backslash continuations and lines that continue a pipeline (`| jq`, `&& ...`)."""
-    lines: list[str] = []
+def _logical_lines(content: str) -> list[tuple[str, str]]:
+    """(joined, original) per command: backslash continuations and `| jq` / `&& ...` lines are joined
+    for recognition, while the step keeps the lines as written."""
+    lines: list[tuple[str, str]] = []
     continued = False
     for raw in content.splitlines():
         stripped = raw.strip()
         continues_pipe = stripped[:1] == "|" or stripped[:2] == "&&"
-        if lines and (continued or (continues_pipe and lines[-1].strip())):
-            lines[-1] = lines[-1].rstrip().rstrip("\\").rstrip() + " " + stripped
+        if lines and (continued or (continues_pipe and lines[-1][0].strip())):
+            joined, original = lines[-1]
+            lines[-1] = (joined.rstrip().rstrip("\\").rstrip() + " " + stripped, f"{original}\n{raw.rstrip()}")
         else:
-            lines.append(raw)
+            lines.append((raw, raw.strip()))
         continued = stripped.endswith("\\")
     return lines
+
+
+def _new_group(groups: list[dict], prelude: list[str]) -> dict:
+    group = {"comments": [], "commands": [], "expected": "", "prelude": list(prelude)}
+    prelude.clear()
+    groups.append(group)
+    return group
 
 
 def shell_units(content: str) -> list[Unit]:
     groups: list[dict] = []
     current: dict | None = None
     interactive_redis = False
-    for line in _logical_lines(content):
+    prelude: list[str] = []
+    for line, original in _logical_lines(content):
         stripped = line.strip()
         if not stripped:
             current = None
@@ -397,23 +416,24 @@ def shell_units(content: str) -> list[Unit]:
                     continue
                 current = None
             if current is None:
-                current = {"comments": [], "commands": [], "expected": ""}
-                groups.append(current)
+                current = _new_group(groups, prelude)
             current["comments"].append(text)
             continue
         words = stripped.split()
         if words[0] == "redis-cli" and all(w.startswith("-") or w.isdigit() for w in words[1:]) and len(words) < 6:
+            # An interactive session: the Redis commands that follow run in it.
             interactive_redis = True
             if current is not None and not current["commands"]:
                 groups.remove(current)
+                prelude += current["comments"]
+            prelude.append(f"In an interactive session: `{stripped}`")
             current = None
             continue
         if interactive_redis and words[0].upper() in REDIS_COMMANDS:
-            stripped = f"redis-cli {stripped}"
+            stripped = original = f"redis-cli {stripped}"
         if current is None:
-            current = {"comments": [], "commands": [], "expected": ""}
-            groups.append(current)
-        current["commands"].append(stripped)
+            current = _new_group(groups, prelude)
+        current["commands"].append((stripped, original))
     return _group_units(groups)
 
 
@@ -421,20 +441,22 @@ def _group_units(groups: list[dict]) -> list[Unit]:
     units: list[Unit] = []
     for group in groups:
         title, notes, numbered = _title(group["comments"])
-        commands = group["commands"]
+        notes = group["prelude"] + notes
+        commands = [joined for joined, _ in group["commands"]]
+        shown = [original for _, original in group["commands"]]
         if not commands:
             if units and not numbered:
-                units[-1].notes.extend(group["comments"])
+                units[-1].notes.extend(group["prelude"] + group["comments"])
             else:
                 units.append(Unit(command="", title=title, notes=notes, numbered=numbered))
             continue
         recognised = [recognise_shell(c) for c in commands]
         if len(commands) > 1 and any(r.action or r.safety == Safety.DANGEROUS for r in recognised):
             # Each automatable or dangerous command gets its own step, so it runs or is approved alone.
-            for command, rec in zip(commands, recognised, strict=True):
+            for command, original, rec in zip(commands, shown, recognised, strict=True):
                 short = command if len(command) <= 60 else command[:57] + "..."
                 unit_title = f"{title}: {short}" if title else short
-                units.append(Unit(command=command, title=unit_title, notes=list(notes), recognised=rec))
+                units.append(Unit(command=original, title=unit_title, notes=list(notes), recognised=rec))
             units[-1].expected = group["expected"]
             continue
         if len(commands) == 1:
@@ -444,7 +466,7 @@ def _group_units(groups: list[dict]) -> list[Unit]:
             rec = Recognised(safety=worst, reason=next((r.reason for r in recognised if r.safety == worst), ""))
         units.append(
             Unit(
-                command="\n".join(commands),
+                command="\n".join(shown),
                 title=title,
                 notes=notes,
                 expected=group["expected"],

@@ -10,6 +10,7 @@ list items become manual steps and code blocks are cut into steps, automated whe
 """
 
 import re
+import textwrap
 from dataclasses import dataclass, field
 
 from django.utils.text import slugify
@@ -273,9 +274,9 @@ class Builder:
                 label = self.label(node, following)
                 if label and following is not None and following.type in {"fence", "code_block"}:
                     name = normalise(label.title)
+                    # Sample output belongs to the step before it and is shown there, not in the prose.
                     if name in {"expected output", "expected result", "expected"} and self.steps:
                         self.steps[-1].expected = following.content.strip()[:2000]
-                        prose += [self.source(node), self.source(following)]
                         skip_next = True
                         continue
                     if name in {"example output", "example"} and self.steps:
@@ -283,7 +284,6 @@ class Builder:
                         step.instructions = (
                             f"{step.instructions}\n\nExample output:\n\n{self.source(following)}".strip()
                         )
-                        prose += [self.source(node), self.source(following)]
                         skip_next = True
                         continue
                 if label and label.header:
@@ -371,7 +371,6 @@ class Builder:
             "", inline_text(first.children[0]) if first is not None and first.type == "paragraph" else ""
         )
         title = _short(text.rstrip(":").strip()) or "Step"
-        markdown = self.item_markdown(item)
         fences = [c for c in item.children if c.type in {"fence", "code_block"}]
         command, recognised = "", Recognised()
         if fences:
@@ -387,12 +386,15 @@ class Builder:
             command = next((s for s in spans if looks_like_command(s)), "")
             if command:
                 recognised = recognise_inline(command)
-        needs_instructions = len(item.children) > 1 or markdown.strip() != text.strip()
+        # The first paragraph is the title; what follows it (nested lists, notes) are the instructions.
+        details = [textwrap.dedent(self.source(c)) for c in item.children[1:] if c.type not in {"fence", "code_block"}]
+        if title.endswith("…"):
+            details.insert(0, text)
         self.add_step(
             title=title,
             section=section,
             kind=kind,
-            instructions=markdown if needs_instructions else "",
+            instructions="\n\n".join(details).strip(),
             command=command,
             recognised=recognised,
             prose=text,

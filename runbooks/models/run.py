@@ -323,7 +323,8 @@ class RunbookRun(models.Model):
             current.enqueued_at = timezone.now()
             current.save(update_fields=["enqueued_at", "updated_at"])
             current.enqueue(attempt=current.attempts + 1)
-        self._set_state(RunState.RUNNING if self.started_at else RunState.QUEUED)
+        # Queued until a worker first starts a step; once under way the run stays "running".
+        self._set_state(RunState.QUEUED if self.state == RunState.QUEUED else RunState.RUNNING)
 
     def _finish_cancelled(self) -> None:
         now = timezone.now()
