@@ -91,7 +91,7 @@ def _detail_context(request, runbook: Runbook, version, **extra) -> dict:
 
 @admin_required
 def import_runbooks(request):
-    form = ImportForm(request.POST or None, request.FILES or None)
+    form = ImportForm(request.POST, request.FILES) if request.method == "POST" else ImportForm()
     reports, errors = [], []
     if request.method == "POST" and form.is_valid():
         services = [s.slug for s in form.cleaned_data["services"]] or None

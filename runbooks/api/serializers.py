@@ -72,6 +72,15 @@ class RunbookSerializer(serializers.ModelSerializer):
     def _version(self, runbook):
         return self.context.get("version") or runbook.current_version
 
+    def to_representation(self, runbook):
+        data = super().to_representation(runbook)
+        past = self.context.get("version")
+        if past is not None:
+            # A past version is described as it was, not with today's title, alerts or services.
+            for field in ("title", "alert_names", "severity", "owner", "category", "services"):
+                data[field] = getattr(past, field)
+        return data
+
     def get_version(self, runbook) -> int:
         version = self._version(runbook)
         return version.number if version else 0

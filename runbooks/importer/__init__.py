@@ -71,6 +71,10 @@ class DocumentReport:
         return sum(r.status == status for r in self.runbooks)
 
     @property
+    def automated_items(self) -> list[tuple[str, int]]:
+        return sorted(self.automated.items())
+
+    @property
     def created_count(self) -> int:
         return self.count("created")
 

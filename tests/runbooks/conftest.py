@@ -182,15 +182,14 @@ def purge_runbook_queue() -> None:
         conn.default_channel.queue_purge("runbooks")
 
 
-@pytest.fixture
-def celery_worker(transactional_db, settings):
-    """A real Celery worker in a thread, consuming the runbooks queue on the configured broker."""
+@pytest.fixture(scope="module")
+def worker_thread():
+    """A real Celery worker in a thread, consuming the runbooks queue on the configured broker.
+    One per test module: starting and stopping a worker costs seconds."""
     from celery.contrib.testing.worker import start_worker
     from celery.signals import task_postrun
 
     from opsportal.celery import app
-
-    settings.RUNBOOK_STEP_RETRY_BACKOFF = 0
 
     def close_connections(**kwargs):
         # The worker thread's connections would otherwise outlive the test database.
@@ -212,3 +211,11 @@ def celery_worker(transactional_db, settings):
     finally:
         task_postrun.disconnect(close_connections)
         purge_runbook_queue()
+
+
+@pytest.fixture
+def celery_worker(worker_thread, transactional_db, settings):
+    settings.RUNBOOK_STEP_RETRY_BACKOFF = 0
+    purge_runbook_queue()
+    yield worker_thread
+    purge_runbook_queue()

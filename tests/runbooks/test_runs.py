@@ -341,15 +341,32 @@ def test_step_runs_are_routed_to_the_runbooks_queue_with_late_acks():
     assert schedule["task"] == "runbooks.reap_stuck_steps"
 
 
-def test_a_broker_that_refuses_the_step_fails_it_clearly(
-    responder, target, monkeypatch, django_capture_on_commit_callbacks
-):
-    monkeypatch.setitem(celery_app.conf, "broker_url", "redis://:s3cret@127.0.0.1:1/0")
+@pytest.fixture
+def broker_down(monkeypatch):
+    """Points publishing at a closed port. The app caches its producer pool, so it is dropped on
+    the way in and out: the broken URL must not leak into other tests."""
+
+    def fresh_pools():
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    fresh_pools()
+    monkeypatch.setitem(celery_app.conf, "broker_url", "amqp://ops:s3cret@127.0.0.1:1//")
     monkeypatch.setitem(celery_app.conf, "task_publish_retry", False)
+    monkeypatch.setitem(celery_app.conf, "broker_transport_options", {"max_retries": 1, "interval_start": 0})
+    yield
+    monkeypatch.undo()
+    fresh_pools()
+
+
+def test_a_broker_that_refuses_the_step_fails_it_clearly(
+    responder, target, broker_down, django_capture_on_commit_callbacks
+):
     runbook = make_runbook(steps=[HEALTH], services=[target])
     with django_capture_on_commit_callbacks(execute=True):
         run = RunbookRun.start(runbook, by=responder)
     step = steps(run)[0]
     run.refresh_from_db()
     assert step.state == "failed" and "Could not queue the step for a worker" in step.result["error"]
+    assert "s3cret" not in step.output
     assert run.state == "failed"
