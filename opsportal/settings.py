@@ -210,6 +210,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `kind`: name each choice set after its own TextChoices.
+    "ENUM_NAME_OVERRIDES": {
+        "EventKindEnum": "incidents.choices.EventKind",
+        "SectionKindEnum": "runbooks.choices.SectionKind",
+        "StepKindEnum": "runbooks.choices.StepKind",
+    },
 }
 
 # --- Limits ----------------------------------------------------------------------------------

@@ -296,3 +296,15 @@ def test_run_detail_queries_do_not_grow_with_steps(api, django_assert_max_num_qu
     with django_assert_max_num_queries(10) as many:
         api.get(f"/api/runs/{big.pk}/")
     assert len(few.captured_queries) == len(many.captured_queries)
+
+
+def test_the_openapi_schema_describes_the_runbook_endpoints_without_warnings():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("spectacular", "--validate", "--fail-on-warn", stdout=out)
+    schema = out.getvalue()
+    for path in ["/api/runbooks/import/", "/api/runs/{id}/cancel/", "/api/runs/{id}/steps/{step_id}/approve/"]:
+        assert f"{path}:" in schema
