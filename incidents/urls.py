@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/transition/", views.transition, name="transition"),
     path("<int:pk>/details/", views.update_details, name="update_details"),
     path("<int:pk>/timeline/", views.timeline, name="timeline"),
+    path("<int:pk>/timeline/earlier/", views.timeline_earlier, name="timeline_earlier"),
     path("<int:pk>/timeline/add/", views.add_entry, name="add_entry"),
     path("<int:pk>/timeline/<int:event_id>/", views.event_fragment, name="event"),
     path("<int:pk>/timeline/<int:event_id>/edit/", views.edit_entry, name="edit_entry"),
