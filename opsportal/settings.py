@@ -143,7 +143,13 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Alert intake, response clocks and webhook retries (incidents/tasks.py).
+    "run-escalations": {"task": "incidents.tasks.run_escalations", "schedule": 30.0},
+    "retry-webhook-deliveries": {"task": "incidents.tasks.retry_webhook_deliveries", "schedule": 30.0},
+    "requeue-alert-deliveries": {"task": "incidents.tasks.requeue_alert_deliveries", "schedule": 120.0},
+    "prune-alert-deliveries": {"task": "incidents.tasks.prune_alert_deliveries", "schedule": 3600.0},
+}
 
 # --- Auth and roles --------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -193,6 +199,22 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# --- Alert intake and notifications -----------------------------------------------------------
+# The portal's public address: in integration URLs printed by create_integration and in links
+# sent by email and webhooks.
+OPSPORTAL_BASE_URL = env_url("OPSPORTAL_BASE_URL", {"http", "https"}) or "http://127.0.0.1:8000"
+ALERT_DELIVERY_RETENTION_DAYS = env_int("ALERT_DELIVERY_RETENTION_DAYS", 30, minimum=1)
+EMAIL_HOST = env_str("EMAIL_HOST")
+if EMAIL_HOST:
+    EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+    EMAIL_TIMEOUT = 10
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"  # the embedded setup prints mail
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Ops Portal <ops-portal@localhost>")
 
 # --- Limits ----------------------------------------------------------------------------------
 TIMELINE_BODY_MAX_LENGTH = 20_000
