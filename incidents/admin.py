@@ -126,3 +126,6 @@ class TimelineEventRevisionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+from incidents import admin_alerting  # noqa: E402, F401 - registers the alert intake and notification admins

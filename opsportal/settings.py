@@ -201,9 +201,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Alert intake and notifications -----------------------------------------------------------
-# The portal's public address: in integration URLs printed by create_integration and in links
-# sent by email and webhooks.
-OPSPORTAL_BASE_URL = env_url("OPSPORTAL_BASE_URL", {"http", "https"}) or "http://127.0.0.1:8000"
+# The portal's public address, for integration URLs and links in email and webhooks; when unset,
+# pages use the address they were requested on, commands and workers http://127.0.0.1:8000.
+OPSPORTAL_BASE_URL = env_url("OPSPORTAL_BASE_URL", {"http", "https"})
 ALERT_DELIVERY_RETENTION_DAYS = env_int("ALERT_DELIVERY_RETENTION_DAYS", 30, minimum=1)
 EMAIL_HOST = env_str("EMAIL_HOST")
 if EMAIL_HOST:

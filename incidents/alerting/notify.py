@@ -17,13 +17,13 @@ import urllib.error
 import urllib.request
 from datetime import datetime
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from incidents.choices import EscalationLevel, NotificationEvent, WebhookFormat
 from incidents.models import EscalationContact, Incident, WebhookDelivery, WebhookEndpoint
+from incidents.models.alerts import portal_base_url
 from incidents.models.notifications import RETRY_WINDOW, SIGNATURE_HEADER
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ TIMEOUT_SECONDS = 10
 
 
 def incident_url(incident: Incident) -> str:
-    return settings.OPSPORTAL_BASE_URL.rstrip("/") + reverse("incidents:detail", args=[incident.pk])
+    return portal_base_url() + reverse("incidents:detail", args=[incident.pk])
 
 
 def incident_data(incident: Incident) -> dict:

@@ -33,6 +33,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def portal_base_url(request=None) -> str:
+    """OPSPORTAL_BASE_URL, else the address of the current request, else the local default."""
+    if settings.OPSPORTAL_BASE_URL:
+        return settings.OPSPORTAL_BASE_URL.rstrip("/")
+    if request is not None:
+        return request.build_absolute_uri("/").rstrip("/")
+    return "http://127.0.0.1:8000"
+
+
 def _default_mapping() -> dict:
     return dict(DEFAULT_SEVERITY_MAPPING)
 
@@ -93,20 +102,21 @@ class Integration(models.Model):
     def create(cls, *, name: str, kind: str, by=None, **fields) -> tuple["Integration", str]:
         """A new integration and its token. The token is returned once and only its hash is kept."""
         integration = cls(name=name, kind=kind, created_by=by, **fields)
-        token = integration._new_token()
+        token = integration.issue_token()
         integration.full_clean()
         integration.save()
         return integration, token
 
     def rotate_token(self) -> str:
         """Replace the token; the old URL answers 404 from now on."""
-        token = self._new_token()
+        token = self.issue_token()
         type(self).objects.filter(pk=self.pk).update(
             token_hash=self.token_hash, token_hint=self.token_hint, token_created_at=self.token_created_at
         )
         return token
 
-    def _new_token(self) -> str:
+    def issue_token(self) -> str:
+        """Give this instance a new token (the caller saves it) and return the token itself."""
         token = secrets.token_urlsafe(32)
         self.token_hash = hash_token(token)
         self.token_hint = token[:6]
@@ -119,8 +129,10 @@ class Integration(models.Model):
             return None
         return cls.objects.filter(kind=kind, token_hash=hash_token(token)).first()
 
-    def intake_path(self, token: str) -> str:
-        return reverse("alert-intake", kwargs={"kind": self.kind, "token": token})
+    def url(self, token: str, *, request=None, base_url: str | None = None) -> str:
+        """The full webhook URL with its token, to paste into Alertmanager or Grafana."""
+        path = reverse("alert-intake", kwargs={"kind": self.kind, "token": token})
+        return (base_url.rstrip("/") if base_url else portal_base_url(request)) + path
 
     def severity_for(self, label: str | None) -> str:
         mapping = {str(k).lower(): v for k, v in (self.severity_mapping or {}).items()}

@@ -45,7 +45,7 @@ class IncidentQuerySet(models.QuerySet):
         return self.select_related("commander").prefetch_related("services")
 
     def for_detail(self):
-        return self.select_related("commander", "scribe", "communications_lead").prefetch_related("services")
+        return self.select_related("commander", "scribe", "communications_lead", "sla").prefetch_related("services")
 
 
 class Incident(models.Model):
