@@ -56,7 +56,7 @@ def store(integration: Integration, raw: dict, data: dict) -> tuple[AlertDeliver
     digest = payload_hash(raw)
     now = timezone.now()
     try:
-        with transaction.atomic():
+        with transaction.atomic():  # a savepoint when called inside a transaction: a duplicate must not abort it
             delivery = AlertDelivery.objects.create(
                 integration=integration,
                 payload=raw,

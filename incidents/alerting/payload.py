@@ -17,8 +17,33 @@ ACCEPTED_VERSIONS = {IntegrationKind.ALERTMANAGER: {"4"}, IntegrationKind.GRAFAN
 MAX_ALERTS = 1000
 
 
-class _Labels(serializers.DictField):
-    child = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=10_000)
+class _Labels(serializers.Field):
+    """An object of string values (labels, annotations), checked in one pass: a DictField of
+    CharFields costs a field run per value, which dominated the intake's CPU time."""
+
+    default_error_messages = {"not_a_dict": "Expected an object of strings but got {kind}."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> dict:
+        if not isinstance(data, dict):
+            self.fail("not_a_dict", kind=type(data).__name__)
+        errors = {}
+        for key, value in data.items():
+            if isinstance(value, str):
+                continue
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                data[key] = str(value)
+            else:
+                errors[key] = ["Not a valid string."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return data
+
+    def to_representation(self, value) -> dict:
+        return value
 
 
 class _Link(serializers.CharField):
