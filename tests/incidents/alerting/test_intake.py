@@ -1,14 +1,17 @@
 """Alertmanager and Grafana webhooks: from the POST to incidents, alerts and timeline entries."""
 
 import json
+from datetime import timedelta
 
 import pytest
+import time_machine
+from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerDown
 
 from incidents.alerting import first_look
 from incidents.metrics import alerts_received_total
 from incidents.models import Alert, AlertDelivery, Incident, Integration, TimelineEvent
-from incidents.tasks import process_alert_delivery
+from incidents.tasks import process_alert_delivery, prune_alert_deliveries, requeue_alert_deliveries
 from tests.factories import ServiceFactory
 from tests.incidents.alerting.payloads import alert, alertmanager, grafana, resolved
 
@@ -328,3 +331,20 @@ def test_received_alerts_are_counted(post_alerts):
     post_alerts(alertmanager(a, resolved(b)))
     post_alerts(alertmanager(a, resolved(b)))  # a duplicate is not counted again
     assert (count("firing") - before[0], count("resolved") - before[1]) == (1, 1)
+
+
+def test_lost_queue_messages_are_requeued_by_the_sweep(post_alerts, monkeypatch):
+    with monkeypatch.context() as patched:
+        patched.setattr(process_alert_delivery, "apply_async", lambda *a, **k: None)  # the message is lost
+        assert post_alerts(alertmanager(alert())).status_code == 202
+    assert requeue_alert_deliveries() == 0  # not overdue yet
+    with time_machine.travel(timezone.now() + timedelta(minutes=6)):
+        assert requeue_alert_deliveries() == 1
+    assert AlertDelivery.objects.get().state == "processed" and Incident.objects.count() == 1
+
+
+def test_old_applied_payloads_are_pruned(post_alerts, settings):
+    post_alerts(alertmanager(alert()))
+    with time_machine.travel(timezone.now() + timedelta(days=settings.ALERT_DELIVERY_RETENTION_DAYS + 1)):
+        assert prune_alert_deliveries() == 1
+    assert not AlertDelivery.objects.exists() and Alert.objects.count() == 1  # the alert and incident stay
