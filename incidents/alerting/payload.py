@@ -112,9 +112,24 @@ def parse(body: bytes, kind: str) -> tuple[dict, dict]:
         raw = json.loads(body)
     except ValueError as exc:  # also invalid UTF-8
         raise PayloadError(f"Body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise PayloadError("Body is not valid JSON: nested too deeply.") from None
     if not isinstance(raw, dict):
         raise PayloadError("Body must be a JSON object (the Alertmanager webhook payload).")
+    # PostgreSQL cannot store NUL in text or jsonb; refusing it here keeps it a 400, not a 503 retried forever.
+    if b"\\u0000" in body and _has_nul(raw):
+        raise PayloadError("Strings must not contain NUL characters (\\u0000).")
     return raw, validate(raw, kind)
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def validate(raw: dict, kind: str) -> dict:

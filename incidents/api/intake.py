@@ -55,7 +55,7 @@ class AlertIntakeView(APIView):
             return _unavailable("The database is unavailable.")
         if integration is None:
             return Response({"detail": "Unknown integration token."}, status=status.HTTP_404_NOT_FOUND)
-        body = request._request.read(MAX_BODY_BYTES + 1)
+        body = request._request.read(MAX_BODY_BYTES + 1)  # the raw stream, capped: DRF's parsers never see it
         if len(body) > MAX_BODY_BYTES:
             return _too_large()
         try:

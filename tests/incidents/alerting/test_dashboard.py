@@ -29,6 +29,7 @@ def test_open_incidents_by_severity_with_their_clock_state(client, viewer):
     assert 'class="badge sev-SEV1" title="P0">SEV1 <strong>1</strong>' in page
     assert 'class="badge sev-SEV3" title="P2">SEV3 <strong>0</strong>' in page
     assert "clock-breached" in page and "overdue by 5m" in page  # SEV1 acknowledge clock: 15 min
+    assert 'data-testid="breached">1 past a deadline' in page
     assert f'href="/incidents/{late.pk}/"' in page
 
 

@@ -237,6 +237,8 @@ def test_wrong_shape_is_a_400_naming_the_field(post_alerts, mutate, field):
         (b"", "Body is not valid JSON"),
         (b"\xff\xfe garbage", "Body is not valid JSON"),
         (b"[1, 2]", "Body must be a JSON object"),
+        (b"[" * 200_000, "nested too deeply"),
+        (json.dumps(alertmanager(alert(instance="a\u0000b"))).encode(), "NUL characters"),
     ],
 )
 def test_malformed_json_is_a_400(post_alerts, raw, message):
@@ -348,3 +350,14 @@ def test_old_applied_payloads_are_pruned(post_alerts, settings):
     with time_machine.travel(timezone.now() + timedelta(days=settings.ALERT_DELIVERY_RETENTION_DAYS + 1)):
         assert prune_alert_deliveries() == 1
     assert not AlertDelivery.objects.exists() and Alert.objects.count() == 1  # the alert and incident stay
+
+
+def test_database_down_is_a_503(post_alerts, monkeypatch):
+    from django.db import OperationalError
+
+    def down(*args, **kwargs):
+        raise OperationalError("connection to server at 127.0.0.1, port 5432 failed")
+
+    monkeypatch.setattr(AlertDelivery.objects, "create", down)
+    response = post_alerts(alertmanager(alert()))
+    assert response.status_code == 503 and "could not be stored" in response.json()["detail"]
