@@ -8,7 +8,7 @@ from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from incidents.choices import LIFECYCLE, Severity
+from incidents.choices import Severity
 from incidents.models import Alert, Incident
 
 WINDOWS = (7, 30, 90)
@@ -52,12 +52,13 @@ def firing_alerts() -> dict:
 
 
 def response_times(now: datetime) -> list[dict]:
-    """MTTA (detection → first acknowledgement) and MTTR (detection → resolution) per window.
+    """MTTA (detection → a person's first response) and MTTR (detection → resolution) per window.
 
-    An incident moved straight from triggered to a later status has no acknowledged_at; the
-    moment its clock stopped (sla.acknowledged_at) or its next timestamp counts instead.
+    A person who moves an incident straight from triggered to investigating leaves no
+    acknowledged_at; their move is in sla.acknowledged_at. Incidents whose alerts resolved
+    before anyone responded have neither and are not in MTTA.
     """
-    acknowledged = Coalesce("sla__acknowledged_at", "acknowledged_at", "mitigated_at", "resolved_at", "closed_at")
+    acknowledged = Coalesce("sla__acknowledged_at", "acknowledged_at")
     to_ack = ExpressionWrapper(acknowledged - F("detected_at"), output_field=DurationField())
     to_resolve = ExpressionWrapper(
         Coalesce("resolved_at", "closed_at") - F("detected_at"), output_field=DurationField()
@@ -65,7 +66,9 @@ def response_times(now: datetime) -> list[dict]:
     aggregates = {}
     for days in WINDOWS:
         since = Q(detected_at__gte=now - timedelta(days=days))
-        aggregates[f"mtta_{days}"] = Avg(to_ack, filter=since & Q(status__in=LIFECYCLE[1:]))
+        aggregates[f"mtta_{days}"] = Avg(
+            to_ack, filter=since & (Q(sla__acknowledged_at__isnull=False) | Q(acknowledged_at__isnull=False))
+        )
         aggregates[f"mttr_{days}"] = Avg(
             to_resolve, filter=since & (Q(resolved_at__isnull=False) | Q(closed_at__isnull=False))
         )

@@ -22,7 +22,7 @@ def status_changed(sender, incident, previous, status, by, event, **kwargs) -> N
     if previous == Status.TRIGGERED:
         clock = SlaClock.objects.filter(pk=incident.pk).first()
         if clock is not None:
-            clock.stop_acknowledgement(event.occurred_at)
+            clock.stop_acknowledgement(event.occurred_at, by=by)
     notify.notify_status_changed(incident, previous=previous, status=status, by=by, source_event=event)
 
 

@@ -11,7 +11,8 @@ The payload is validated and stored before the answer, and applied by a worker:
 import logging
 
 from django.db import DatabaseError
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -19,6 +20,7 @@ from rest_framework.views import APIView
 
 from incidents.alerting import intake
 from incidents.alerting.payload import PayloadError, parse
+from incidents.choices import IntegrationKind
 from incidents.models import Integration
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,10 @@ class AlertIntakeView(APIView):
     throttle_classes = []
 
     @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", OpenApiTypes.STR, OpenApiParameter.PATH, enum=IntegrationKind.values),
+            OpenApiParameter("token", OpenApiTypes.STR, OpenApiParameter.PATH, description="The integration's token."),
+        ],
         request={"application/json": {"type": "object"}},
         responses={
             202: OpenApiResponse(description="Stored and queued."),

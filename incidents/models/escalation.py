@@ -146,8 +146,11 @@ class SlaClock(models.Model):
         now = now or timezone.now()
         incident = self.incident
         resolved_at = incident.resolved_at or incident.closed_at
+        ack = _clock(self.ack_due_at, self.acknowledged_at, now)
+        if ack and self.acknowledged_at is None and incident.status != Status.TRIGGERED:
+            ack = {"due": self.ack_due_at, "stopped": None, "state": "skipped"}  # moved on by the alerts alone
         return {
-            "ack": _clock(self.ack_due_at, self.acknowledged_at, now),
+            "ack": ack,
             "resolve": _clock(self.resolve_due_at, resolved_at if not incident.is_open else None, now),
             "level": self.level,
             "level_label": EscalationLevel(self.level).label,
@@ -196,12 +199,15 @@ class SlaClock(models.Model):
             locked._apply(EscalationPolicy.objects.filter(severity=severity, enabled=True).first())
             locked.save()
 
-    def stop_acknowledgement(self, at: datetime) -> None:
+    def stop_acknowledgement(self, at: datetime, *, by) -> None:
+        """The incident left 'triggered': no more escalation. Only a person's move counts as the
+        acknowledgement (MTTA); the alerts resolving by themselves (by=None) do not."""
         with transaction.atomic():
             locked = type(self).objects.select_for_update().get(pk=self.pk)
             if locked.acknowledged_at is not None:
                 return
-            locked.acknowledged_at = at
+            if by is not None:
+                locked.acknowledged_at = at
             locked.next_escalation_at = None
             locked.save(update_fields=["acknowledged_at", "next_escalation_at"])
 
