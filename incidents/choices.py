@@ -70,3 +70,43 @@ class RevisionAction(models.TextChoices):
     ANNOTATE = "annotate", "Annotated"
     DELETE = "delete", "Deleted"
     RESTORE = "restore", "Restored"
+
+
+class ReviewState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    IN_REVIEW = "in_review", "In review"
+    PUBLISHED = "published", "Published"
+
+
+# Reviews move forward (a draft may be published directly); a published review is reopened
+# for amendments back to draft, with a reason.
+REVIEW_TRANSITIONS = {
+    ReviewState.DRAFT: {ReviewState.IN_REVIEW, ReviewState.PUBLISHED},
+    ReviewState.IN_REVIEW: {ReviewState.PUBLISHED, ReviewState.DRAFT},
+    ReviewState.PUBLISHED: {ReviewState.DRAFT},
+}
+
+
+class ActionItemKind(models.TextChoices):
+    FIX = "fix", "Fix"
+    TEST = "test", "Test"
+    ALERT = "alert", "Alert"
+    RUNBOOK = "runbook", "Runbook"
+    PROCESS = "process", "Process"
+
+
+class ActionItemStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    DONE = "done", "Done"
+    WONT_DO = "wont_do", "Won't do"
+
+
+# The review's clocks: (name, label, from-field, to-field) on the incident. Acknowledge,
+# mitigate and resolve run from detection (the responders' clock); detect runs from the start
+# of impact.
+TIME_METRICS = [
+    ("detect", "Time to detect", "started_at", "detected_at"),
+    ("acknowledge", "Time to acknowledge", "detected_at", "acknowledged_at"),
+    ("mitigate", "Time to mitigate", "detected_at", "mitigated_at"),
+    ("resolve", "Time to resolve", "detected_at", "resolved_at"),
+]

@@ -143,7 +143,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "reviews-overdue": {"task": "incidents.tasks.mark_overdue_reviews", "schedule": 300.0},
+}
 
 # --- Auth and roles --------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -193,6 +195,20 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# --- Post-incident reviews ---------------------------------------------------------------
+PIR_DUE_HOURS = env_int("PIR_DUE_HOURS", 48, minimum=1)
+PIR_DUE_SOON_HOURS = env_int("PIR_DUE_SOON_HOURS", 24, minimum=1)
+
+# --- E-mail (notifications) ------------------------------------------------------------------
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "ops-portal@localhost")
 
 # --- Limits ----------------------------------------------------------------------------------
 TIMELINE_BODY_MAX_LENGTH = 20_000

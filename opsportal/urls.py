@@ -17,6 +17,7 @@ urlpatterns = [
     path("ready", health.ready, name="ready"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("incidents/", include("incidents.urls")),
+    path("reviews/", include("incidents.review_urls")),
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),
 ]

@@ -1,9 +1,24 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from incidents.api.reviews import (
+    ActionItemViewSet,
+    IncidentReviewView,
+    IncidentStatsView,
+    ReviewExportView,
+    ReviewViewSet,
+)
 from incidents.api.views import IncidentViewSet, TimelineEventViewSet
 
 router = SimpleRouter()
 router.register("incidents", IncidentViewSet, basename="incident")
 router.register(r"incidents/(?P<incident_pk>\d+)/timeline", TimelineEventViewSet, basename="timeline-event")
+router.register("reviews", ReviewViewSet, basename="review")
+router.register("action-items", ActionItemViewSet, basename="action-item")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("incidents/<int:pk>/review/", IncidentReviewView.as_view(), name="incident-review"),
+    path("reviews/<int:pk>/export.md", ReviewExportView.as_view(), name="review-export"),
+    path("stats/incidents/", IncidentStatsView.as_view(), name="incident-stats"),
+    *router.urls,
+]

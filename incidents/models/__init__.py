@@ -9,11 +9,23 @@ from incidents.models.incident import (
     TimelineEventQuerySet,
     TimelineEventRevision,
 )
+from incidents.models.review import (
+    ActionItem,
+    PostIncidentReview,
+    PublishIncomplete,
+    ReviewChange,
+    ReviewReopening,
+)
 
 __all__ = [
     "ROLE_FIELDS",
+    "ActionItem",
     "Incident",
     "IncidentQuerySet",
+    "PostIncidentReview",
+    "PublishIncomplete",
+    "ReviewChange",
+    "ReviewReopening",
     "Service",
     "TimelineEvent",
     "TimelineEventQuerySet",

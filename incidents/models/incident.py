@@ -16,6 +16,7 @@ from incidents.choices import (
     Status,
     allowed_transitions,
 )
+from incidents.models.review import PostIncidentReview
 from opsportal.errors import DomainError, InvalidTransition, StaleVersion
 from opsportal.markdown import render_markdown
 
@@ -44,7 +45,7 @@ class IncidentQuerySet(models.QuerySet):
         return self.select_related("commander").prefetch_related("services")
 
     def for_detail(self):
-        return self.select_related("commander", "scribe", "communications_lead").prefetch_related("services")
+        return self.select_related("commander", "scribe", "communications_lead", "review").prefetch_related("services")
 
 
 class Incident(models.Model):
@@ -160,6 +161,8 @@ class Incident(models.Model):
             if note.strip():
                 body += f"\n\n{note.strip()}"
             TimelineEvent.record(locked, kind=EventKind.STATUS_CHANGE, author=by, body=body, occurred_at=now)
+            if status == Status.RESOLVED:
+                PostIncidentReview.open_for(locked, by=by)
         self.refresh_from_db()
         return self
 
