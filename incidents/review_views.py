@@ -111,7 +111,9 @@ def save_field(request, pk: int):
     except DomainError as exc:
         context["error"] = str(exc)
         return render(request, "incidents/partials/review_save_status.html", context, status=400)
-    context.update(version=review.version, saved_at=timezone.localtime(), missing=review.missing_for_publish())
+    context.update(
+        version=review.version, saved_at=timezone.localtime(), missing=review.missing_for_publish(), oob_missing=True
+    )
     return render(request, "incidents/partials/review_save_status.html", context)
 
 
@@ -165,7 +167,7 @@ def change_state(request, pk: int, verb: str):
 def _items_response(request, review, *, form=None, error="", status=200):
     context = {"review": review, **_items_context(review, form), "item_error": error}
     if review.state != ReviewState.PUBLISHED:
-        context["missing"] = review.missing_for_publish()
+        context.update(missing=review.missing_for_publish(), oob_missing=True)
     return render(request, "incidents/partials/review_items.html", context, status=status)
 
 

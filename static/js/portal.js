@@ -58,13 +58,27 @@
   document.addEventListener("htmx:afterSettle", tick);
   setInterval(tick, 30000);
 
-  // A review field conflict offers "Use their text": copy it into the box (it is already saved).
+  // A review field in conflict stops autosaving until the person chooses: their text (already
+  // saved) or theirs overwritten by mine. Nothing is overwritten silently.
+  document.addEventListener("htmx:afterSettle", function () {
+    document.querySelectorAll(".conflict[data-conflict-for]").forEach(function (box) {
+      var field = document.getElementById(box.getAttribute("data-conflict-for"));
+      if (field) field.dataset.conflict = "1";
+    });
+  });
   document.addEventListener("click", function (event) {
-    var button = event.target.closest && event.target.closest("[data-use-theirs]");
+    var button = event.target.closest && event.target.closest("[data-resolve]");
     if (!button) return;
-    var box = document.getElementById(button.getAttribute("data-use-theirs"));
-    if (box) box.value = button.getAttribute("data-text");
-    var conflict = button.closest(".conflict");
-    if (conflict) conflict.remove();
+    var box = button.closest(".conflict");
+    var field = document.getElementById(box.getAttribute("data-conflict-for"));
+    var version = field.form.querySelector("input[name=version]");
+    version.value = button.getAttribute("data-version");
+    delete field.dataset.conflict;
+    box.remove();
+    if (button.getAttribute("data-resolve") === "theirs") {
+      field.value = button.getAttribute("data-text");
+    } else {
+      htmx.trigger(field, "change");
+    }
   });
 })();
