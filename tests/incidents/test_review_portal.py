@@ -79,15 +79,14 @@ def test_customer_facing_and_no_action_needed(browser, review):
 
 def test_action_items_in_place(browser, review, responder):
     due = (timezone.localdate() + timedelta(days=3)).isoformat()
-    added = browser.post(f"/reviews/{review.pk}/action-items/", {"title": "Add alert", "kind": "alert",
-                                                                 "owner": responder.pk, "due_date": due}, **HX)  # fmt: skip
+    item_data = {"title": "Add alert", "kind": "alert", "owner": responder.pk, "due_date": due}
+    added = browser.post(f"/reviews/{review.pk}/action-items/", item_data, **HX)
     assert added.status_code == 200 and b'value="Add alert"' in added.content
     item = ActionItem.objects.get()
     past = (timezone.localdate() - timedelta(days=1)).isoformat()
     late = browser.post(f"/reviews/{review.pk}/action-items/", {"title": "Late", "kind": "fix", "due_date": past}, **HX)
     assert late.status_code == 400 and b"cannot be in the past" in late.content and b'value="Late"' in late.content
-    edited = browser.post(f"/reviews/action-items/{item.pk}/", {"title": "Add 502 alert", "kind": "alert",
-                                                                "owner": responder.pk, "due_date": due}, **HX)  # fmt: skip
+    edited = browser.post(f"/reviews/action-items/{item.pk}/", {**item_data, "title": "Add 502 alert"}, **HX)
     assert edited.status_code == 200
     assert browser.post(f"/reviews/action-items/{item.pk}/", {"status": "wont_do"}, **HX).status_code == 400
     done = browser.post(f"/reviews/action-items/{item.pk}/", {"status": "done"}, **HX)

@@ -273,7 +273,7 @@ def test_markdown_export(api, review, responder):
 def test_review_endpoints_per_role(api_for, review, role, read, write, responder):
     client = api_for(role)
     item = review.add_action_item(by=responder, title="t", kind="fix")
-    for url in [f"/api/reviews/", f"/api/reviews/{review.pk}/", f"/api/reviews/{review.pk}/action-items/",
+    for url in ["/api/reviews/", f"/api/reviews/{review.pk}/", f"/api/reviews/{review.pk}/action-items/",
                 f"/api/reviews/{review.pk}/export.md", f"/api/incidents/{review.incident_id}/review/",
                 "/api/stats/incidents/", f"/api/action-items/{item.pk}/"]:  # fmt: skip
         assert client.get(url).status_code == read, url
