@@ -216,7 +216,7 @@ def review_list(request):
         reviews = reviews.filter(state=state)
     stats = incident_stats()
     charts = [
-        line_chart_svg(f"Time to {metric}: mean (solid) and p90 (dashed), by severity per week", stats["weeks"], series)
+        line_chart_svg(f"Time to {metric}, by week", stats["weeks"], series)
         for metric, series in stats["time_to"].items()
     ]
     r, a = stats["reviews"], stats["action_items"]
