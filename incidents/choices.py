@@ -110,3 +110,38 @@ TIME_METRICS = [
     ("mitigate", "Time to mitigate", "detected_at", "mitigated_at"),
     ("resolve", "Time to resolve", "detected_at", "resolved_at"),
 ]
+
+
+class ReportStatus(models.TextChoices):
+    """A problem report from the public status page, as staff triage it."""
+
+    NEW = "new", "New"
+    ESCALATED = "escalated", "Turned into an incident"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+# Triage happens once: a report leaves "new" for good.
+REPORT_TRANSITIONS = {
+    ReportStatus.NEW: {ReportStatus.ESCALATED, ReportStatus.DISMISSED},
+    ReportStatus.ESCALATED: set(),
+    ReportStatus.DISMISSED: set(),
+}
+
+
+class PublicState(models.TextChoices):
+    """A service's state on the public status page, worst first."""
+
+    MAJOR_OUTAGE = "major_outage", "Major outage"
+    PARTIAL_OUTAGE = "partial_outage", "Partial outage"
+    DEGRADED = "degraded", "Degraded performance"
+    MONITORING = "monitoring", "Recovering"
+    OPERATIONAL = "operational", "Operational"
+
+
+# The state an open public incident puts its services in; mitigated ones are "recovering".
+SEVERITY_PUBLIC_STATE = {
+    "SEV1": PublicState.MAJOR_OUTAGE,
+    "SEV2": PublicState.PARTIAL_OUTAGE,
+    "SEV3": PublicState.DEGRADED,
+    "SEV4": PublicState.DEGRADED,
+}

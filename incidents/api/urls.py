@@ -8,6 +8,7 @@ from incidents.api.reviews import (
     ReviewExportView,
     ReviewViewSet,
 )
+from incidents.api.reports import ProblemReportViewSet
 from incidents.api.views import IncidentViewSet, TimelineEventViewSet
 
 router = SimpleRouter()
@@ -15,6 +16,7 @@ router.register("incidents", IncidentViewSet, basename="incident")
 router.register(r"incidents/(?P<incident_pk>\d+)/timeline", TimelineEventViewSet, basename="timeline-event")
 router.register("reviews", ReviewViewSet, basename="review")
 router.register("action-items", ActionItemViewSet, basename="action-item")
+router.register("reports", ProblemReportViewSet, basename="report")
 
 urlpatterns = [
     path("incidents/<int:pk>/review/", IncidentReviewView.as_view(), name="incident-review"),

@@ -16,6 +16,7 @@ from incidents.models.review import (
     ReviewChange,
     ReviewReopening,
 )
+from incidents.reports import ProblemReport
 
 __all__ = [
     "ROLE_FIELDS",
@@ -23,6 +24,7 @@ __all__ = [
     "Incident",
     "IncidentQuerySet",
     "PostIncidentReview",
+    "ProblemReport",
     "PublishIncomplete",
     "ReviewChange",
     "ReviewReopening",
