@@ -145,3 +145,6 @@ SEVERITY_PUBLIC_STATE = {
     "SEV3": PublicState.DEGRADED,
     "SEV4": PublicState.DEGRADED,
 }
+
+# The kinds a person may write (status changes are the lifecycle's own entries).
+MANUAL_EVENT_KINDS = [(value, label) for value, label in EventKind.choices if value != EventKind.STATUS_CHANGE]

@@ -185,7 +185,14 @@ def test_rates_come_from_the_environment(monkeypatch):
     )
     env = {"LEAD_BURST_RATE": "2/minute", "SECRET_KEY": "k" * 50, "DJANGO_SETTINGS_MODULE": "opsportal.settings"}
     root = Path(__file__).resolve().parents[2]
-    run = subprocess.run([sys.executable, "-c", code], cwd=root, env={"PATH": "/usr/bin", **env}, capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env={"PATH": "/usr/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.stdout.strip() == "2/minute", run.stderr
     bad = subprocess.run(
         [sys.executable, "-c", code], cwd=root, env={"PATH": "/usr/bin", **env, "LEAD_BURST_RATE": "lots"},

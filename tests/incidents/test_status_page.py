@@ -96,7 +96,9 @@ def test_set_public_is_a_verb_with_a_timeline_entry(responder, services):
     assert not incident.public
 
 
-@pytest.mark.parametrize(("role", "expected"), [("anonymous", 403), ("viewer", 403), ("responder", 200), ("admin", 200)])
+@pytest.mark.parametrize(
+    ("role", "expected"), [("anonymous", 403), ("viewer", 403), ("responder", 200), ("admin", 200)]
+)
 def test_publish_over_the_api_by_role(api_for, incident, role, expected):
     response = api_for(role).post(f"/api/incidents/{incident.pk}/publish/", {"public": True}, format="json")
     assert response.status_code == expected
@@ -108,7 +110,9 @@ def test_publish_over_the_api_by_role(api_for, incident, role, expected):
         assert again.status_code == 409
 
 
-@pytest.mark.parametrize(("role", "expected"), [("anonymous", 302), ("viewer", 403), ("responder", 302), ("admin", 302)])
+@pytest.mark.parametrize(
+    ("role", "expected"), [("anonymous", 302), ("viewer", 403), ("responder", 302), ("admin", 302)]
+)
 def test_publish_from_the_portal_by_role(client, user_for, incident, role, expected):
     if user_for(role):
         client.force_login(user_for(role))

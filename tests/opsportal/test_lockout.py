@@ -173,12 +173,16 @@ def test_the_lockout_table_is_for_admins_only(client, user_for, role):
 def test_the_api_token_login_obeys_the_same_lockout(alice, admin_user):
     api = client_from()
     for _ in range(4):
-        response = api.post("/api/auth/token/", {"username": "alice", "password": "nope"}, content_type="application/json")
+        response = api.post(
+            "/api/auth/token/", {"username": "alice", "password": "nope"}, content_type="application/json"
+        )
         assert response.status_code == 400
     response = api.post("/api/auth/token/", {"username": "alice", "password": "nope"}, content_type="application/json")
     assert response.status_code == 429 and response["Retry-After"] == "900"
     assert "Too many failed sign-in attempts" in response.json()["detail"]
-    good = api.post("/api/auth/token/", {"username": "alice", "password": "pw-for-tests"}, content_type="application/json")
+    good = api.post(
+        "/api/auth/token/", {"username": "alice", "password": "pw-for-tests"}, content_type="application/json"
+    )
     assert good.status_code == 429
     elsewhere = client_from().post(
         "/api/auth/token/", {"username": "alice", "password": "pw-for-tests"}, content_type="application/json"
