@@ -205,6 +205,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",  # not the CDN: the portal works offline and the CSP allows only 'self'
     "COMPONENT_SPLIT_REQUEST": True,
     # Two choice sets share the field name "kind": name both, so the schema (and check --deploy) is clean.
     "ENUM_NAME_OVERRIDES": {

@@ -42,7 +42,7 @@ def test_public_report_becomes_an_incident(new_page, login):
     expect(row).to_contain_text("The Pay button spins forever")
     row.locator("input[name=title]").fill("Checkout payments hang")
     row.locator("select[name=severity]").select_option("SEV2")
-    row.get_by_role("button", name="Open incident").click()
+    row.get_by_role("button", name="Turn into incident").click()
     expect(staff.locator("h1")).to_have_text("Checkout payments hang")
     expect(staff.locator("#timeline")).to_contain_text(f"Problem report {report.reference} from the status page")
     incident = Incident.objects.get()

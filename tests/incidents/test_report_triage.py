@@ -95,7 +95,7 @@ def test_portal_list_by_role(client, user_for, report, role):
         return
     body = response.content.decode()
     assert response.status_code == 200 and report.reference in body and "Pay button spins forever." in body
-    assert ("Open incident" in body) == (role in {"responder", "admin"})
+    assert ("Turn into incident" in body) == (role in {"responder", "admin"})
 
 
 @pytest.mark.parametrize("role", WRITES)
