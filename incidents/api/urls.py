@@ -1,6 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from incidents.api.reports import ProblemReportViewSet
 from incidents.api.reviews import (
     ActionItemViewSet,
     IncidentReviewView,
@@ -8,7 +9,6 @@ from incidents.api.reviews import (
     ReviewExportView,
     ReviewViewSet,
 )
-from incidents.api.reports import ProblemReportViewSet
 from incidents.api.views import IncidentViewSet, TimelineEventViewSet
 
 router = SimpleRouter()
