@@ -6,7 +6,8 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -131,7 +132,10 @@ class ReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         review.submit(by=request.user)
         return self._fresh(review)
 
-    @extend_schema(request=serializers.DictField(), responses=ReviewSerializer)
+    @extend_schema(
+        request=inline_serializer("ReviewReopen", {"reason": serializers.CharField(required=False)}),
+        responses=ReviewSerializer,
+    )
     @action(detail=True, methods=["post"])
     def reopen(self, request, pk=None):
         review = self.get_object()
@@ -195,6 +199,9 @@ class ReviewExportView(APIView):
 class IncidentStatsView(APIView):
     """The figures behind the reviews page charts."""
 
+    @extend_schema(
+        parameters=[OpenApiParameter("days", int, description="7 to 365 (90)")], responses=OpenApiTypes.OBJECT
+    )
     def get(self, request):
         raw = request.query_params.get("days", "90")
         if not raw.isdigit() or not 7 <= int(raw) <= 365:
