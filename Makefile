@@ -36,6 +36,8 @@ run: $(VENV)/.installed var/secret_key
 	python manage.py ensure_admin; \
 	python manage.py load_demo; \
 	echo; echo "Ops Portal: http://$(HOST):$(OPSPORTAL_PORT)/  (web + Celery worker + beat; Ctrl-C stops all)"; echo; \
+	rm -rf var/prometheus && mkdir -p var/prometheus; \
+	export PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/var/prometheus" METRICS_ENABLED="$${METRICS_ENABLED:-true}"; \
 	exec honcho start -f Procfile
 
 test: $(VENV)/.installed-dev

@@ -51,12 +51,12 @@ class IntegrationAdmin(admin.ModelAdmin):
 
     def response_add(self, request, obj, post_url_continue=None):
         # The token exists only in this response: show the URL instead of redirecting.
-        url = obj.url(request._integration_token, request=request)
+        url = obj.url(request._integration_token)
         return _show_urls(request, f"Integration {obj.name} created", [(obj, url)])
 
     @admin.action(description="Rotate the token of selected integrations (old URLs stop working)")
     def rotate_tokens(self, request, queryset):
-        urls = [(integration, integration.url(integration.rotate_token(), request=request)) for integration in queryset]
+        urls = [(integration, integration.url(integration.rotate_token())) for integration in queryset]
         self.message_user(request, f"Rotated {len(urls)} token(s).", level=messages.WARNING)
         return _show_urls(request, "New integration URLs", urls)
 

@@ -53,7 +53,7 @@ def integrations(request):
     token = integration.issue_token()
     integration.save()
     # Rendered, not redirected: the token exists only in this response.
-    created = {"integration": integration, "url": integration.url(token, request=request)}
+    created = {"integration": integration, "url": integration.url(token)}
     return _integrations_page(request, IntegrationForm(), created=created, status=201)
 
 
@@ -62,7 +62,7 @@ def integrations(request):
 def rotate_token(request, pk: int):
     integration = get_object_or_404(Integration, pk=pk)
     token = integration.rotate_token()
-    created = {"integration": integration, "url": integration.url(token, request=request), "rotated": True}
+    created = {"integration": integration, "url": integration.url(token), "rotated": True}
     return _integrations_page(request, IntegrationForm(), created=created)
 
 

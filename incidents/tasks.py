@@ -21,11 +21,47 @@ from django.utils import timezone
 from incidents import metrics
 from incidents.alerting import intake, notify
 from incidents.choices import DeliveryState
-from incidents.models import AlertDelivery, SlaClock, WebhookDelivery
+from incidents.models import AlertDelivery, PostIncidentReview, SlaClock, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 REQUEUE_AFTER = timedelta(minutes=5)
 SWEEP_BATCH = 500
+
+
+@shared_task(acks_late=True)
+def mark_overdue_reviews() -> int:
+    """Beat job: stamp each overdue review once, note it on the incident and e-mail its owner."""
+    now = timezone.now()
+    notified = 0
+    for review_id in (
+        PostIncidentReview.objects.overdue(now).filter(overdue_notified_at__isnull=True).values_list("pk", flat=True)
+    ):
+        review = PostIncidentReview.objects.select_related("incident", "owner").get(pk=review_id)
+        if not review.mark_overdue(now=now):
+            continue
+        notified += 1
+        notify.notify_review_overdue(
+            review.incident,
+            source_key=f"review:{review.pk}:overdue",
+            text=f"Post-incident review of {review.incident.reference} is overdue: {review.incident.title}",
+            extra={"review": {"id": review.pk, "due_at": review.due_at.isoformat()}},
+        )
+        owner = review.owner
+        if owner is not None and owner.email:
+            send_mail(
+                subject=f"[Ops Portal] Review of {review.incident.reference} is overdue",
+                message=(
+                    f"The post-incident review of {review.incident.reference} “{review.incident.title}” "
+                    f"was due {timezone.localtime(review.due_at):%Y-%m-%d %H:%M %Z}.\n\n"
+                    f"{settings.PORTAL_BASE_URL}/reviews/{review.pk}/\n"
+                ),
+                from_email=None,
+                recipient_list=[owner.email],
+                fail_silently=False,
+            )
+        else:
+            logger.warning("overdue review %s has no owner e-mail to notify", review.pk)
+    return notified
 
 
 # Deadlocks and serialisation failures are retried; the work is idempotent.

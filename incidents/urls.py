@@ -1,6 +1,6 @@
 from django.urls import path
 
-from incidents import views
+from incidents import report_views, status_views, views
 
 app_name = "incidents"
 
@@ -19,4 +19,8 @@ urlpatterns = [
     path("<int:pk>/timeline/<int:event_id>/restore/", views.restore_entry, name="restore_entry"),
     path("<int:pk>/timeline/<int:event_id>/pin/", views.pin_entry, name="pin_entry"),
     path("<int:pk>/timeline/<int:event_id>/revisions/", views.revisions, name="revisions"),
+    path("<int:pk>/public/", status_views.publish, name="publish"),
+    path("reports/", report_views.report_list, name="reports"),
+    path("reports/<int:pk>/escalate/", report_views.escalate, name="escalate_report"),
+    path("reports/<int:pk>/dismiss/", report_views.dismiss, name="dismiss_report"),
 ]

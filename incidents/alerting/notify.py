@@ -5,8 +5,7 @@
 - incident.status_changed: every subscribed endpoint, and by email the contacts of the levels
   the incident has reached (they were paged, they want to hear it was acknowledged/resolved).
 - incident.escalated: the contacts of the level reached and every subscribed endpoint.
-- review.overdue: every subscribed endpoint and the incident's commander (sent by the reviews
-  feature through `notify_review_overdue`).
+- review.overdue: every subscribed endpoint (mark_overdue_reviews e-mails the review's owner).
 
 Webhook deliveries are rows written in the caller's transaction and sent after commit; email is
 sent by a task after commit.
@@ -99,16 +98,10 @@ def notify_escalated(incident: Incident, *, level: int, source_event) -> None:
 
 
 def notify_review_overdue(incident: Incident, *, source_key: str, text: str, extra: dict | None = None) -> None:
-    """For the reviews feature: announce that the review of `incident` is overdue (once per source_key)."""
-    emails = [incident.commander.email] if incident.commander_id and incident.commander.email else []
-    _notify(
-        NotificationEvent.REVIEW_OVERDUE,
-        incident,
-        source_key=source_key,
-        text=text,
-        extra=extra,
-        extra_emails=emails,
-    )
+    """Announce an overdue post-incident review to subscribed endpoints (the review's owner is
+    e-mailed by mark_overdue_reviews itself). Once per source_key."""
+    with transaction.atomic():
+        _notify(NotificationEvent.REVIEW_OVERDUE, incident, source_key=source_key, text=text, extra=extra)
 
 
 def _notify(
@@ -120,7 +113,6 @@ def _notify(
     extra: dict | None = None,
     levels: list[int] = (),
     email_levels: list[int] = (),
-    extra_emails: list[str] = (),
 ) -> None:
     contacts = list(
         EscalationContact.objects.filter(level__in={*levels, *email_levels}).select_related("user", "endpoint")
@@ -129,7 +121,7 @@ def _notify(
     for contact in contacts:
         if contact.level in levels and contact.endpoint_id and contact.endpoint.enabled:
             endpoints[contact.endpoint_id] = contact.endpoint
-    emails = set(extra_emails)
+    emails = set()
     for contact in contacts:
         if contact.user_id and contact.user.email and contact.user.is_active:
             emails.add(contact.user.email)

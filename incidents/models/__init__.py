@@ -12,9 +12,18 @@ from incidents.models.incident import (
     TimelineEventRevision,
 )
 from incidents.models.notifications import WebhookDelivery, WebhookEndpoint
+from incidents.models.review import (
+    ActionItem,
+    PostIncidentReview,
+    PublishIncomplete,
+    ReviewChange,
+    ReviewReopening,
+)
+from incidents.reports import ProblemReport
 
 __all__ = [
     "ROLE_FIELDS",
+    "ActionItem",
     "Alert",
     "AlertDelivery",
     "AlertGroup",
@@ -23,6 +32,11 @@ __all__ = [
     "Incident",
     "IncidentQuerySet",
     "Integration",
+    "PostIncidentReview",
+    "ProblemReport",
+    "PublishIncomplete",
+    "ReviewChange",
+    "ReviewReopening",
     "Service",
     "SlaClock",
     "TimelineEvent",

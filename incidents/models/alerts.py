@@ -33,13 +33,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def portal_base_url(request=None) -> str:
-    """OPSPORTAL_BASE_URL, else the address of the current request, else the local default."""
-    if settings.OPSPORTAL_BASE_URL:
-        return settings.OPSPORTAL_BASE_URL.rstrip("/")
-    if request is not None:
-        return request.build_absolute_uri("/").rstrip("/")
-    return "http://127.0.0.1:8000"
+def portal_base_url() -> str:
+    """PORTAL_BASE_URL: the same address in integration URLs whether the command, the admin or
+    the portal made them, and in links sent by email and webhooks."""
+    return settings.PORTAL_BASE_URL.rstrip("/")
 
 
 def _default_mapping() -> dict:
@@ -129,10 +126,10 @@ class Integration(models.Model):
             return None
         return cls.objects.filter(kind=kind, token_hash=hash_token(token)).first()
 
-    def url(self, token: str, *, request=None, base_url: str | None = None) -> str:
+    def url(self, token: str, *, base_url: str | None = None) -> str:
         """The full webhook URL with its token, to paste into Alertmanager or Grafana."""
         path = reverse("alert-intake", kwargs={"kind": self.kind, "token": token})
-        return (base_url.rstrip("/") if base_url else portal_base_url(request)) + path
+        return (base_url.rstrip("/") if base_url else portal_base_url()) + path
 
     def severity_for(self, label: str | None) -> str:
         mapping = {str(k).lower(): v for k, v in (self.severity_mapping or {}).items()}

@@ -17,6 +17,8 @@ from incidents.choices import (
     Status,
     allowed_transitions,
 )
+from incidents.models.review import PostIncidentReview
+from opsportal import metrics
 from opsportal.errors import DomainError, InvalidTransition, StaleVersion
 from opsportal.markdown import render_markdown
 
@@ -45,7 +47,9 @@ class IncidentQuerySet(models.QuerySet):
         return self.select_related("commander").prefetch_related("services")
 
     def for_detail(self):
-        return self.select_related("commander", "scribe", "communications_lead", "sla").prefetch_related("services")
+        return self.select_related("commander", "scribe", "communications_lead", "review", "sla").prefetch_related(
+            "services"
+        )
 
 
 class Incident(models.Model):
@@ -64,6 +68,9 @@ class Incident(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     services = models.ManyToManyField(Service, blank=True, related_name="incidents")
+    public = models.BooleanField(
+        default=False, help_text="Shown on the public status page, with its communication entries as updates."
+    )
 
     started_at = models.DateTimeField(help_text="When the impact began (editable).")
     detected_at = models.DateTimeField(default=timezone.now)
@@ -165,6 +172,33 @@ class Incident(models.Model):
             signals.incident_status_changed.send(
                 sender=type(self), incident=locked, previous=current, status=status, by=by, event=event
             )
+            if status == Status.RESOLVED:
+                PostIncidentReview.open_for(locked, by=by)
+            if stamp and getattr(locked, stamp) == now:
+                severity, detected_at = locked.severity, locked.detected_at
+                transaction.on_commit(
+                    lambda: metrics.observe_incident_stamp(stamp, severity=severity, detected_at=detected_at, at=now)
+                )
+        self.refresh_from_db()
+        return self
+
+    def set_public(self, *, by, public: bool) -> "Incident":
+        """Show the incident on the public status page, or take it off; the timeline records it."""
+        with transaction.atomic():
+            locked = type(self).objects.select_for_update().get(pk=self.pk)
+            if locked.public == public:
+                state = "already on" if public else "not on"
+                raise InvalidTransition(f"{locked.reference} is {state} the public status page.")
+            locked.public = public
+            locked.save(update_fields=["public", "updated_at"])
+            body = (
+                "Published on the public status page: communication entries written from now on or before "
+                "are shown there as updates."
+                if public
+                else "Removed from the public status page."
+            )
+            # An action, not a communication: system entries are never shown publicly.
+            TimelineEvent.record(locked, kind=EventKind.ACTION, author=by, body=body)
         self.refresh_from_db()
         return self
 

@@ -19,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--service", help="Slug of the default service for alerts without a service/job label.")
         parser.add_argument("--default-severity", choices=Severity.values, default=Severity.SEV3)
         parser.add_argument("--no-first-look", action="store_true", help="Do not start runbook first looks.")
-        parser.add_argument("--base-url", help="The portal's public URL (default: OPSPORTAL_BASE_URL).")
+        parser.add_argument("--base-url", help="The portal's public URL (default: PORTAL_BASE_URL).")
 
     def handle(self, *args, name, kind, service, default_severity, no_first_look, base_url, **options):
         default_service = None

@@ -10,6 +10,7 @@ from incidents.metrics import escalations_total, sla_breaches_total
 from incidents.models import EscalationContact, EscalationPolicy, SlaClock, WebhookDelivery, WebhookEndpoint
 from incidents.tasks import run_escalations
 from tests.factories import IncidentFactory, UserFactory
+from tests.incidents.alerting.payloads import alert, alertmanager, resolved
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -136,3 +137,19 @@ def test_incident_page_shows_the_live_countdowns(client, responder):
     assert "10m 00s left" in page and "55m 00s left" in page
     assert 'data-due="2026-03-02T09:15:00+00:00"' in page
     assert "L1 — on-call engineer" in page
+
+
+def test_alerts_resolving_alone_stop_escalation_but_are_not_an_acknowledgement(
+    post_alerts, django_capture_on_commit_callbacks
+):
+    firing = alert()
+    with time_machine.travel(T0, tick=False):
+        post_alerts(alertmanager(firing))
+    with time_machine.travel(T0 + timedelta(minutes=5), tick=False):
+        post_alerts(alertmanager(resolved(firing)))
+    clock = SlaClock.objects.get()
+    assert clock.incident.status == "mitigated"
+    assert clock.acknowledged_at is None and clock.next_escalation_at is None
+    assert clock.state(T0 + timedelta(minutes=20))["ack"]["state"] == "skipped"
+    assert at(45, callbacks=django_capture_on_commit_callbacks) == {"escalated": 0, "ack": 0, "resolve": 0}
+    assert at(61, callbacks=django_capture_on_commit_callbacks)["resolve"] == 1  # a person still has to resolve it

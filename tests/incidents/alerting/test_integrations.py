@@ -14,7 +14,7 @@ URL = re.compile(r"https?://[^\s<\"]+/api/integrations/(alertmanager|grafana)/([
 
 
 def test_create_integration_prints_a_working_url_once(capsys, client, settings):
-    settings.OPSPORTAL_BASE_URL = "https://ops.example.com"
+    settings.PORTAL_BASE_URL = "https://ops.example.com"
     ServiceFactory(name="Cosmetica API", slug="cosmetica-api")
     call_command("create_integration", "prod-am", "--kind", "alertmanager", "--service", "cosmetica-api")
     out, err = capsys.readouterr()
@@ -71,7 +71,7 @@ def test_portal_create_and_rotate_show_the_url_once(client, admin_user):
     )
     assert response.status_code == 201
     url = URL.search(response.content.decode()).group(0)
-    assert url.startswith("http://testserver/api/integrations/grafana/")
+    assert url.startswith("http://127.0.0.1:8000/api/integrations/grafana/")  # PORTAL_BASE_URL
     integration = Integration.objects.get(name="grafana-prod")
     assert integration.severity_mapping == {"critical": "SEV1"}
     listing = client.get("/ops/integrations/").content.decode()

@@ -25,6 +25,6 @@ def create_policies(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("incidents", "0003_alert_intake_escalation_notifications")]
+    dependencies = [("incidents", "0005_alert_intake_escalation_notifications")]
 
     operations = [migrations.RunPython(create_policies, migrations.RunPython.noop)]

@@ -12,7 +12,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0002_role_groups'),
+        ('incidents', '0004_public_flag_and_problem_reports'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
