@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from incidents.models import WebhookDelivery, WebhookEndpoint
 from incidents.models.notifications import RETRY_WINDOW, backoff
-from incidents.tasks import retry_webhook_deliveries
+from incidents.tasks import mark_overdue_reviews, retry_webhook_deliveries
 from tests.factories import IncidentFactory
 
 pytestmark = pytest.mark.django_db
@@ -269,3 +269,22 @@ def test_redeliver_from_the_portal_and_the_admin(
         )
     assert admin.status_code == 200 and b"1 deliveries queued again" in admin.content
     assert sent == [delivery.pk, delivery.pk]
+
+
+def test_overdue_review_is_announced_once(receiver, django_capture_on_commit_callbacks, responder):
+    server = receiver([200])
+    endpoint(server.url, events=["review.overdue"])
+    incident = IncidentFactory(title="Checkout 5xx", commander=responder)
+    incident.transition_to("resolved", by=responder)
+    review = incident.review
+    with (
+        time_machine.travel(review.due_at + timedelta(minutes=5), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert mark_overdue_reviews() == 1
+        assert mark_overdue_reviews() == 0
+    [request] = server.requests
+    payload = json.loads(request["body"])
+    assert request["headers"]["X-Opsportal-Event"] == "review.overdue"
+    assert payload["text"].startswith(f"Post-incident review of {incident.reference} is overdue")
+    assert payload["review"]["id"] == review.pk
