@@ -48,6 +48,7 @@ class Bare(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = []  # as the intake: Alertmanager must not be throttled
 
     def post(self, request):
         return Response({"alerts": len(request.data.get("alerts", []))}, status=202)
@@ -188,6 +189,7 @@ def main() -> None:
         "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"),
         "OPSPORTAL_VAR_DIR": str(workdir / "var"),
         "LOG_LEVEL": "WARNING",
+        "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback, as behind a TLS-terminating proxy
     }
     bin_dir = Path(sys.executable).parent
     python = str(bin_dir / "python")
