@@ -147,3 +147,6 @@ class ProblemReportAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+from incidents import admin_alerting  # noqa: E402, F401 - registers the alert intake and notification admins

@@ -148,3 +148,59 @@ SEVERITY_PUBLIC_STATE = {
 
 # The kinds a person may write (status changes are the lifecycle's own entries).
 MANUAL_EVENT_KINDS = [(value, label) for value, label in EventKind.choices if value != EventKind.STATUS_CHANGE]
+# --- Alert intake, escalation and notifications ------------------------------------------------
+
+
+class IntegrationKind(models.TextChoices):
+    ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
+    GRAFANA = "grafana", "Grafana alerting"
+
+
+class AlertStatus(models.TextChoices):
+    FIRING = "firing", "Firing"
+    RESOLVED = "resolved", "Resolved"
+
+
+class DeliveryState(models.TextChoices):
+    """A stored alert payload: waiting for the worker, or applied to incidents."""
+
+    PENDING = "pending", "Pending"
+    PROCESSED = "processed", "Processed"
+
+
+# labels.severity (lower-cased) → incident severity, unless an integration maps it otherwise.
+DEFAULT_SEVERITY_MAPPING = {
+    "critical": "SEV1",
+    "page": "SEV1",
+    "high": "SEV2",
+    "error": "SEV2",
+    "major": "SEV2",
+    "warning": "SEV3",
+    "minor": "SEV3",
+    "info": "SEV4",
+    "low": "SEV4",
+}
+
+
+class EscalationLevel(models.IntegerChoices):
+    L1 = 1, "L1 — on-call engineer"
+    L2 = 2, "L2 — tech lead / DBA"
+    L3 = 3, "L3 — stakeholders"
+
+
+class WebhookFormat(models.TextChoices):
+    JSON = "json", "Generic JSON"
+    SLACK = "slack", "Slack-compatible text"
+
+
+class NotificationEvent(models.TextChoices):
+    INCIDENT_CREATED = "incident.created", "Incident created"
+    STATUS_CHANGED = "incident.status_changed", "Status changed"
+    ESCALATED = "incident.escalated", "Escalated"
+    REVIEW_OVERDUE = "review.overdue", "Review overdue"
+
+
+class WebhookDeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (gave up)"

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from incidents import dashboard
 from incidents.api.filters import IncidentFilter
 from incidents.choices import EventKind, Status
 from incidents.forms import (
@@ -99,6 +100,7 @@ def detail(request, pk: int):
     incident = get_object_or_404(Incident.objects.for_detail(), pk=pk)
     context = _timeline_context(request, incident)
     context["details_form"] = _details_form(incident)
+    context["alerts"] = list(incident.alerts.all()[:200])
     return render(request, "incidents/detail.html", context)
 
 
@@ -273,8 +275,12 @@ def _apply_verb(request, event: TimelineEvent, verb: str):
     return _render_event(request, event)
 
 
+@login_required
+@require_GET
 def home(request):
-    return redirect("incidents:list")
+    """The dashboard; htmx polls it and swaps in the sections (one partial each)."""
+    template = "incidents/partials/dashboard/sections.html" if request.htmx else "incidents/dashboard.html"
+    return render(request, template, dashboard.context())
 
 
 @login_required

@@ -135,12 +135,13 @@ CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", {"redis", "rediss", "amqp", "am
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "filesystem://"
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),  # not ./control in the working directory
         "store_processed": False,
     }
 else:
@@ -157,6 +158,11 @@ CELERY_TASK_TIME_LIMIT = 90
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "reviews-overdue": {"task": "incidents.tasks.mark_overdue_reviews", "schedule": 300.0},
+    # Alert intake, response clocks and webhook retries (incidents/tasks.py).
+    "run-escalations": {"task": "incidents.tasks.run_escalations", "schedule": 30.0},
+    "retry-webhook-deliveries": {"task": "incidents.tasks.retry_webhook_deliveries", "schedule": 30.0},
+    "requeue-alert-deliveries": {"task": "incidents.tasks.requeue_alert_deliveries", "schedule": 120.0},
+    "prune-alert-deliveries": {"task": "incidents.tasks.prune_alert_deliveries", "schedule": 3600.0},
 }
 
 # --- Auth and roles --------------------------------------------------------------------------
@@ -227,6 +233,9 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "ops-portal@localhost")
+
+# --- Alert intake ----------------------------------------------------------------------------
+ALERT_DELIVERY_RETENTION_DAYS = env_int("ALERT_DELIVERY_RETENTION_DAYS", 30, minimum=1)
 
 # --- Limits ----------------------------------------------------------------------------------
 TIMELINE_BODY_MAX_LENGTH = 20_000

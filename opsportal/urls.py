@@ -26,6 +26,7 @@ urlpatterns = [
     path("accounts/login/", auth.LoginView.as_view(), name="login"),  # before Django's: adds the limiter
     path("accounts/", include("django.contrib.auth.urls")),
     path("incidents/", include("incidents.urls")),
+    path("ops/", include("incidents.ops_urls")),
     path("reviews/", include("incidents.review_urls")),
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),

@@ -1,6 +1,8 @@
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
+from incidents.api.intake import AlertIntakeView
+from incidents.api.ops import RedeliverView
 from incidents.api.reports import ProblemReportViewSet
 from incidents.api.reviews import (
     ActionItemViewSet,
@@ -23,4 +25,6 @@ urlpatterns = [
     path("reviews/<int:pk>/export.md", ReviewExportView.as_view(), name="review-export"),
     path("stats/incidents/", IncidentStatsView.as_view(), name="incident-stats"),
     *router.urls,
+    path("integrations/<str:kind>/<str:token>/", AlertIntakeView.as_view(), name="alert-intake"),
+    re_path(r"^ops/webhooks/redeliver/?$", RedeliverView.as_view(), name="webhook-redeliver"),
 ]

@@ -4,6 +4,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from incidents import signals
 from incidents.choices import (
     OPEN_STATUSES,
     REOPEN_FROM,
@@ -46,7 +47,9 @@ class IncidentQuerySet(models.QuerySet):
         return self.select_related("commander").prefetch_related("services")
 
     def for_detail(self):
-        return self.select_related("commander", "scribe", "communications_lead", "review").prefetch_related("services")
+        return self.select_related("commander", "scribe", "communications_lead", "review", "sla").prefetch_related(
+            "services"
+        )
 
 
 class Incident(models.Model):
@@ -127,13 +130,14 @@ class Incident(models.Model):
             incident.save()
             if services:
                 incident.services.set(services)
-            TimelineEvent.record(
+            event = TimelineEvent.record(
                 incident,
                 kind=EventKind.STATUS_CHANGE,
                 author=by,
                 body=f"Incident declared as **{incident.severity}** ({incident.priority}): {incident.title}",
                 occurred_at=incident.detected_at,
             )
+            signals.incident_declared.send(sender=cls, incident=incident, by=by, event=event)
         return incident
 
     def transition_to(self, status: str, *, by=None, note: str = "") -> "Incident":
@@ -164,7 +168,10 @@ class Incident(models.Model):
             body = f"{verb}: **{current}** → **{status}**"
             if note.strip():
                 body += f"\n\n{note.strip()}"
-            TimelineEvent.record(locked, kind=EventKind.STATUS_CHANGE, author=by, body=body, occurred_at=now)
+            event = TimelineEvent.record(locked, kind=EventKind.STATUS_CHANGE, author=by, body=body, occurred_at=now)
+            signals.incident_status_changed.send(
+                sender=type(self), incident=locked, previous=current, status=status, by=by, event=event
+            )
             if status == Status.RESOLVED:
                 PostIncidentReview.open_for(locked, by=by)
             if stamp and getattr(locked, stamp) == now:
@@ -226,6 +233,7 @@ class Incident(models.Model):
                     author=by,
                     body="\n".join(f"- {line}" for line in lines),
                 )
+                signals.incident_details_changed.send(sender=type(self), incident=locked, changes=changes, by=by)
         self.refresh_from_db()
         return lines
 
