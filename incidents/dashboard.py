@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from incidents.choices import Severity
 from incidents.models import Alert, Incident
+from incidents.reviews import due_context
 
 WINDOWS = (7, 30, 90)
 OPEN_LIMIT = 50
@@ -82,4 +83,10 @@ def response_times(now: datetime) -> list[dict]:
 
 def context() -> dict:
     now = timezone.now()
-    return {"now": now, **open_incidents(now), **firing_alerts(), "response_times": response_times(now)}
+    return {
+        "now": now,
+        **open_incidents(now),
+        **firing_alerts(),
+        "response_times": response_times(now),
+        **due_context(now),
+    }

@@ -1,9 +1,6 @@
 """Portal pages of post-incident reviews: one page, fields autosaved with htmx."""
 
-from datetime import timedelta
-
 from django import forms
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
@@ -13,7 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 from incidents.choices import TIME_METRICS, ActionItemKind, ActionItemStatus, ReviewState
 from incidents.models import ActionItem, PostIncidentReview
 from incidents.models.review import TEXT_FIELDS
-from incidents.reviews import bar_chart_svg, format_duration, incident_stats, line_chart_svg
+from incidents.reviews import bar_chart_svg, due_context, format_duration, incident_stats, line_chart_svg
 from opsportal.errors import Conflict, DomainError
 from opsportal.roles import responder_required
 
@@ -252,16 +249,3 @@ def review_list(request):
         **due_context(),
     }
     return render(request, "incidents/review_list.html", context)
-
-
-def due_context(now=None) -> dict:
-    """Reviews due soon or overdue, and open action items past due: for the reviews page and the dashboard."""
-    now = now or timezone.now()
-    unpublished = PostIncidentReview.objects.unpublished().select_related("incident", "owner")
-    return {
-        "overdue_reviews": unpublished.filter(due_at__lt=now),
-        "due_soon_reviews": unpublished.filter(
-            due_at__gte=now, due_at__lt=now + timedelta(hours=settings.PIR_DUE_SOON_HOURS)
-        ),
-        "past_due_items": ActionItem.objects.past_due().select_related("owner", "review__incident")[:50],
-    }

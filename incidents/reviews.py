@@ -5,7 +5,9 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from html import escape
 
+from django.conf import settings
 from django.db.models import Count, F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from incidents.choices import ActionItemStatus, ReviewState, Severity
@@ -98,8 +100,11 @@ def incident_stats(days: int = 90, now: datetime | None = None) -> dict:
     """Mean and p90 time to acknowledge and to resolve, by severity per week; reviews; action items."""
     now = now or timezone.now()
     since = now - timedelta(days=days)
-    rows = Incident.objects.filter(detected_at__gte=since).values_list(
-        "severity", "detected_at", "acknowledged_at", "resolved_at"
+    # A person's first move out of triggered counts as the acknowledgement, as on the dashboard.
+    rows = (
+        Incident.objects.filter(detected_at__gte=since)
+        .annotate(responded_at=Coalesce("acknowledged_at", "sla__acknowledged_at"))
+        .values_list("severity", "detected_at", "responded_at", "resolved_at")
     )
     samples = {"acknowledge": defaultdict(list), "resolve": defaultdict(list)}
     for severity, detected, acknowledged, resolved in rows:
@@ -198,3 +203,16 @@ def bar_chart_svg(title: str, bars: list[tuple[str, int, str]], width: int = 320
         parts.append(f'<text x="{114 + length:.1f}" y="{ypos + 13}" class="tick">{value}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def due_context(now=None) -> dict:
+    """Reviews due soon or overdue, and open action items past due: for the reviews page and the dashboard."""
+    now = now or timezone.now()
+    unpublished = PostIncidentReview.objects.unpublished().select_related("incident", "owner")
+    return {
+        "overdue_reviews": unpublished.filter(due_at__lt=now),
+        "due_soon_reviews": unpublished.filter(
+            due_at__gte=now, due_at__lt=now + timedelta(hours=settings.PIR_DUE_SOON_HOURS)
+        ),
+        "past_due_items": ActionItem.objects.past_due().select_related("owner", "review__incident")[:50],
+    }

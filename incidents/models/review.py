@@ -3,6 +3,7 @@
 from datetime import date, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.validators import MaxLengthValidator
 from django.db import models, transaction
 from django.db.models import Q
@@ -74,7 +75,7 @@ class ReviewQuerySet(models.QuerySet):
         return self.annotate(first_response_at=models.Subquery(first))
 
     def for_api(self):
-        return self.select_related("incident", "owner").with_first_response()
+        return self.select_related("incident", "incident__sla", "owner").with_first_response()
 
     def unpublished(self):
         return self.exclude(state=ReviewState.PUBLISHED)
@@ -140,9 +141,16 @@ class PostIncidentReview(models.Model):
         for name, _label, start_field, end_field in TIME_METRICS:
             start, end = getattr(incident, start_field), getattr(incident, end_field)
             if name == "acknowledge" and end is None:
-                end = self._first_human_response()
+                end = min(filter(None, (self._response_clock_ack(), self._first_human_response())), default=None)
             values[name] = int((end - start).total_seconds()) if start and end else None
         return values
+
+    def _response_clock_ack(self):
+        """A person's first move out of triggered, as kept by the response clock (alert intake)."""
+        try:
+            return self.incident.sla.acknowledged_at
+        except ObjectDoesNotExist:
+            return None
 
     def _first_human_response(self):
         """When the acknowledgement was skipped, the first entry a person wrote or caused counts."""

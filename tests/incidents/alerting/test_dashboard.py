@@ -1,6 +1,6 @@
 """The home page: open incidents by severity with their clocks, alerts firing now, MTTA/MTTR."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 import time_machine
@@ -69,9 +69,12 @@ def test_dashboard_queries_do_not_grow(client, viewer, post_alerts, django_asser
 
     def load(n):
         for i in range(n):
-            IncidentFactory(severity=f"SEV{i % 4 + 1}")
+            incident = IncidentFactory(severity=f"SEV{i % 4 + 1}")
             post_alerts(alertmanager(alert(instance=f"i{n}-{i}"), group=f"g{n}-{i}"))
-        with django_assert_max_num_queries(12) as captured:
+            if i % 2:  # reviews due soon, and open action items past due, for the reviews section
+                incident.transition_to("resolved", by=viewer)
+                incident.review.action_items.create(title=f"a{i}", kind="fix", due_date=date(2020, 1, 1))
+        with django_assert_max_num_queries(15) as captured:
             assert client.get("/").status_code == 200
         return len(captured.captured_queries)
 
@@ -84,3 +87,4 @@ def test_htmx_poll_returns_only_the_sections(client, viewer):
     body = response.content.decode()
     assert response.status_code == 200 and "<html" not in body
     assert 'id="dash-open"' in body and 'id="dash-alerts"' in body and 'id="dash-times"' in body
+    assert "Reviews due" in body
