@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 OPSPORTAL_PORT ?= 8000
 export HOST OPSPORTAL_PORT
 
-.PHONY: run test install install-dev lint format bench clean
+.PHONY: run test install install-dev lint format bench bench-alerts clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Ops Portal needs Python 3.11 or newer")'
@@ -36,6 +36,8 @@ run: $(VENV)/.installed var/secret_key
 	python manage.py ensure_admin; \
 	python manage.py load_demo; \
 	echo; echo "Ops Portal: http://$(HOST):$(OPSPORTAL_PORT)/  (web + Celery worker + beat; Ctrl-C stops all)"; echo; \
+	rm -rf var/prometheus && mkdir -p var/prometheus; \
+	export PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/var/prometheus" METRICS_ENABLED="$${METRICS_ENABLED:-true}"; \
 	exec honcho start -f Procfile
 
 test: $(VENV)/.installed-dev
@@ -51,6 +53,10 @@ format: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/incidents.py
+
+# Needs DATABASE_URL (PostgreSQL) and REDIS_URL: the intake under gunicorn with a Celery worker.
+bench-alerts: $(VENV)/.installed-dev
+	$(BIN)/python bench/alert_intake.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from incidents.models import Incident, Service, TimelineEvent, TimelineEventRevision
+from incidents.models import Incident, ProblemReport, Service, TimelineEvent, TimelineEventRevision
 from opsportal.errors import DomainError
 
 
@@ -136,3 +136,27 @@ class TimelineEventRevisionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ProblemReport)
+class ProblemReportAdmin(admin.ModelAdmin):
+    list_display = ["reference", "created_at", "name", "service", "status", "incident", "triaged_by"]
+    list_filter = ["status", "service"]
+    search_fields = ["name", "email", "description", "=id"]
+    list_select_related = ["service", "incident", "triaged_by"]
+    date_hierarchy = "created_at"
+    # Triage goes through ProblemReport.escalate / dismiss (portal, API); admins can read and delete.
+    readonly_fields = [
+        "name", "email", "service", "description", "status", "incident", "triaged_by", "triaged_at",
+        "dismiss_reason", "created_at",
+    ]  # fmt: skip
+
+    @admin.display(description="Reference", ordering="id")
+    def reference(self, obj):
+        return obj.reference
+
+    def has_add_permission(self, request):
+        return False
+
+
+from incidents import admin_alerting  # noqa: E402, F401 - registers the alert intake and notification admins

@@ -70,3 +70,137 @@ class RevisionAction(models.TextChoices):
     ANNOTATE = "annotate", "Annotated"
     DELETE = "delete", "Deleted"
     RESTORE = "restore", "Restored"
+
+
+class ReviewState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    IN_REVIEW = "in_review", "In review"
+    PUBLISHED = "published", "Published"
+
+
+# Reviews move forward (a draft may be published directly); a published review is reopened
+# for amendments back to draft, with a reason.
+REVIEW_TRANSITIONS = {
+    ReviewState.DRAFT: {ReviewState.IN_REVIEW, ReviewState.PUBLISHED},
+    ReviewState.IN_REVIEW: {ReviewState.PUBLISHED, ReviewState.DRAFT},
+    ReviewState.PUBLISHED: {ReviewState.DRAFT},
+}
+
+
+class ActionItemKind(models.TextChoices):
+    FIX = "fix", "Fix"
+    TEST = "test", "Test"
+    ALERT = "alert", "Alert"
+    RUNBOOK = "runbook", "Runbook"
+    PROCESS = "process", "Process"
+
+
+class ActionItemStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    DONE = "done", "Done"
+    WONT_DO = "wont_do", "Won't do"
+
+
+# The review's clocks: (name, label, from-field, to-field) on the incident. Acknowledge,
+# mitigate and resolve run from detection (the responders' clock); detect runs from the start
+# of impact.
+TIME_METRICS = [
+    ("detect", "Time to detect", "started_at", "detected_at"),
+    ("acknowledge", "Time to acknowledge", "detected_at", "acknowledged_at"),
+    ("mitigate", "Time to mitigate", "detected_at", "mitigated_at"),
+    ("resolve", "Time to resolve", "detected_at", "resolved_at"),
+]
+
+
+class ReportStatus(models.TextChoices):
+    """A problem report from the public status page, as staff triage it."""
+
+    NEW = "new", "New"
+    ESCALATED = "escalated", "Turned into an incident"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+# Triage happens once: a report leaves "new" for good.
+REPORT_TRANSITIONS = {
+    ReportStatus.NEW: {ReportStatus.ESCALATED, ReportStatus.DISMISSED},
+    ReportStatus.ESCALATED: set(),
+    ReportStatus.DISMISSED: set(),
+}
+
+
+class PublicState(models.TextChoices):
+    """A service's state on the public status page, worst first."""
+
+    MAJOR_OUTAGE = "major_outage", "Major outage"
+    PARTIAL_OUTAGE = "partial_outage", "Partial outage"
+    DEGRADED = "degraded", "Degraded performance"
+    MONITORING = "monitoring", "Recovering"
+    OPERATIONAL = "operational", "Operational"
+
+
+# The state an open public incident puts its services in; mitigated ones are "recovering".
+SEVERITY_PUBLIC_STATE = {
+    "SEV1": PublicState.MAJOR_OUTAGE,
+    "SEV2": PublicState.PARTIAL_OUTAGE,
+    "SEV3": PublicState.DEGRADED,
+    "SEV4": PublicState.DEGRADED,
+}
+
+# The kinds a person may write (status changes are the lifecycle's own entries).
+MANUAL_EVENT_KINDS = [(value, label) for value, label in EventKind.choices if value != EventKind.STATUS_CHANGE]
+# --- Alert intake, escalation and notifications ------------------------------------------------
+
+
+class IntegrationKind(models.TextChoices):
+    ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
+    GRAFANA = "grafana", "Grafana alerting"
+
+
+class AlertStatus(models.TextChoices):
+    FIRING = "firing", "Firing"
+    RESOLVED = "resolved", "Resolved"
+
+
+class DeliveryState(models.TextChoices):
+    """A stored alert payload: waiting for the worker, or applied to incidents."""
+
+    PENDING = "pending", "Pending"
+    PROCESSED = "processed", "Processed"
+
+
+# labels.severity (lower-cased) → incident severity, unless an integration maps it otherwise.
+DEFAULT_SEVERITY_MAPPING = {
+    "critical": "SEV1",
+    "page": "SEV1",
+    "high": "SEV2",
+    "error": "SEV2",
+    "major": "SEV2",
+    "warning": "SEV3",
+    "minor": "SEV3",
+    "info": "SEV4",
+    "low": "SEV4",
+}
+
+
+class EscalationLevel(models.IntegerChoices):
+    L1 = 1, "L1 — on-call engineer"
+    L2 = 2, "L2 — tech lead / DBA"
+    L3 = 3, "L3 — stakeholders"
+
+
+class WebhookFormat(models.TextChoices):
+    JSON = "json", "Generic JSON"
+    SLACK = "slack", "Slack-compatible text"
+
+
+class NotificationEvent(models.TextChoices):
+    INCIDENT_CREATED = "incident.created", "Incident created"
+    STATUS_CHANGED = "incident.status_changed", "Status changed"
+    ESCALATED = "incident.escalated", "Escalated"
+    REVIEW_OVERDUE = "review.overdue", "Review overdue"
+
+
+class WebhookDeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (gave up)"

@@ -4,10 +4,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import Q
+from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from incidents import dashboard
 from incidents.api.filters import IncidentFilter
 from incidents.choices import EventKind, Status
 from incidents.forms import (
@@ -22,7 +25,7 @@ from incidents.models import Incident, Service, TimelineEvent
 from opsportal.errors import Conflict, DomainError, StaleVersion
 from opsportal.roles import responder_required
 
-TIMELINE_WINDOW = 200  # entries shown at first on the incident page; the rest load on demand
+TIMELINE_WINDOW = 100  # entries per page of the timeline; older ones load on demand
 
 
 @login_required
@@ -59,23 +62,34 @@ def declare(request):
     return render(request, "incidents/declare.html", {"form": form}, status=400 if form.errors else 200)
 
 
-def _timeline_context(request, incident: Incident) -> dict:
-    kinds = [k for k in request.GET.getlist("kind") if k in EventKind.values]
+def _selected_kinds(request) -> list[str]:
+    return [k for k in request.GET.getlist("kind") if k in EventKind.values]
+
+
+def _timeline_window(incident: Incident, kinds: list[str], before: TimelineEvent | None = None):
+    """The newest TIMELINE_WINDOW entries (older than `before`, if given), oldest first, and how many are older."""
     events = TimelineEvent.objects.for_display().filter(incident=incident)
     if kinds:
         events = events.filter(kind__in=kinds)
-    show_all = request.GET.get("all") == "1"
-    total = events.count()
-    hidden = 0 if show_all else max(total - TIMELINE_WINDOW, 0)
-    if hidden:
-        # The newest entries, still shown oldest first.
-        events = reversed(list(events.order_by("-occurred_at", "-id")[:TIMELINE_WINDOW]))
+    if before is not None:
+        events = events.filter(
+            Q(occurred_at__lt=before.occurred_at) | Q(occurred_at=before.occurred_at, id__lt=before.pk)
+        )
+    newest = list(events.order_by("-occurred_at", "-id")[: TIMELINE_WINDOW + 1])
+    has_older = len(newest) > TIMELINE_WINDOW
+    return newest[:TIMELINE_WINDOW][::-1], has_older
+
+
+def _timeline_context(request, incident: Incident) -> dict:
+    kinds = _selected_kinds(request)
+    events, has_older = _timeline_window(incident, kinds)
     return {
         "incident": incident,
-        "events": list(events),
-        "hidden_count": hidden,
+        "events": events,
+        "has_older": has_older,
         "kinds": EventKind.choices,
         "selected_kinds": kinds,
+        "kind_query": "".join(f"&kind={k}" for k in kinds),
         "entry_form": TimelineEntryForm(initial={"occurred_at": timezone.localtime().replace(second=0, microsecond=0)}),
     }
 
@@ -86,6 +100,7 @@ def detail(request, pk: int):
     incident = get_object_or_404(Incident.objects.for_detail(), pk=pk)
     context = _timeline_context(request, incident)
     context["details_form"] = _details_form(incident)
+    context["alerts"] = list(incident.alerts.all()[:200])
     return render(request, "incidents/detail.html", context)
 
 
@@ -115,6 +130,26 @@ def _refreshed_header(request, incident_pk: int, *, error: str = "", status: int
 def timeline(request, pk: int):
     incident = get_object_or_404(Incident, pk=pk)
     return render(request, "incidents/partials/timeline.html", _timeline_context(request, incident))
+
+
+@login_required
+@require_GET
+def timeline_earlier(request, pk: int):
+    """The next older window of entries, swapped in place of the "Show earlier entries" row."""
+    incident = get_object_or_404(Incident, pk=pk)
+    try:
+        before = TimelineEvent.objects.get(incident=incident, pk=int(request.GET.get("before", "")))
+    except (ValueError, TimelineEvent.DoesNotExist):
+        return HttpResponseBadRequest("before must be the id of an entry of this incident.")
+    kinds = _selected_kinds(request)
+    events, has_older = _timeline_window(incident, kinds, before=before)
+    context = {
+        "incident": incident,
+        "events": events,
+        "has_older": has_older,
+        "kind_query": "".join(f"&kind={k}" for k in kinds),
+    }
+    return render(request, "incidents/partials/timeline_entries.html", context)
 
 
 @responder_required
@@ -240,8 +275,12 @@ def _apply_verb(request, event: TimelineEvent, verb: str):
     return _render_event(request, event)
 
 
+@login_required
+@require_GET
 def home(request):
-    return redirect("incidents:list")
+    """The dashboard; htmx polls it and swaps in the sections (one partial each)."""
+    template = "incidents/partials/dashboard/sections.html" if request.htmx else "incidents/dashboard.html"
+    return render(request, template, dashboard.context())
 
 
 @login_required

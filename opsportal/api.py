@@ -19,7 +19,7 @@ def exception_handler(exc, context):
     if isinstance(exc, Conflict):
         return Response({"detail": str(exc), **exc.extra}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DomainError):
-        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"detail": str(exc), **exc.extra}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
             body = {field: [str(m) for e in errors for m in e.messages] for field, errors in exc.error_dict.items()}

@@ -1,11 +1,60 @@
-"""The Celery app. Broker, routes, time limits and the beat schedule live in settings."""
+"""The Celery app. Broker, routes, time limits and the beat schedule live in settings.
 
+Logging: the worker keeps Django's LOGGING (JSON on stdout) instead of installing its own
+handlers, and each task logs with the request id of the web request that enqueued it.
+"""
+
+import logging.config
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsportal.settings")
 
 app = Celery("opsportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+_tokens: dict = {}
+
+
+@signals.setup_logging.connect
+def use_django_logging(**kwargs) -> None:
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+@signals.before_task_publish.connect
+def carry_request_id(headers=None, **kwargs) -> None:
+    from opsportal.logging import current_request_id
+
+    request_id = current_request_id()
+    if headers is not None and request_id:
+        headers.setdefault("request_id", request_id)
+
+
+@signals.task_prerun.connect
+def enter_task_context(task_id=None, task=None, **kwargs) -> None:
+    from opsportal.logging import new_request_id, request_context
+
+    incoming = getattr(task.request, "request_id", None) if task else None
+    context = {"request_id": new_request_id(incoming or task_id), "task": getattr(task, "name", None)}
+    _tokens[task_id] = request_context.set(context)
+
+
+@signals.task_postrun.connect
+def leave_task_context(task_id=None, **kwargs) -> None:
+    from opsportal.logging import request_context
+
+    token = _tokens.pop(task_id, None)
+    if token is not None:
+        request_context.reset(token)
+
+
+@signals.task_failure.connect
+def count_task_failure(sender=None, exception=None, **kwargs) -> None:
+    from opsportal.metrics import count_exception
+
+    if exception is not None:
+        count_exception(exception, location=getattr(sender, "name", None))

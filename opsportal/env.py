@@ -4,7 +4,9 @@ Each one raises ImproperlyConfigured naming the variable when its value cannot b
 typo in a deployment fails at start-up instead of running with a silent default.
 """
 
+import ipaddress
 import os
+import re
 import zoneinfo
 from urllib.parse import urlsplit
 
@@ -79,4 +81,24 @@ def env_timezone(name: str, default: str) -> str:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ImproperlyConfigured(f"{name}={value!r} is not a known IANA time zone (e.g. Europe/Paris).") from None
+    return value
+
+
+def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated CIDRs (a bare address is a /32 or /128)."""
+    networks = []
+    for value in env_list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} entry {value!r} is not an IP network (e.g. 10.0.0.0/8).") from None
+    return networks
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate such as 5/min or 20/hour, in the form DRF throttles and django-ratelimit both read."""
+    value = env_str(name, default)
+    match = re.fullmatch(r"(\d+)/(s|sec|second|m|min|minute|h|hour|d|day)", value)
+    if not match or int(match.group(1)) < 1:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate; use N/second, N/minute, N/hour or N/day.")
     return value

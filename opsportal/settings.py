@@ -5,12 +5,24 @@ and kombu's filesystem broker, all under var/. DATABASE_URL and REDIS_URL switch
 production setup (Postgres; Redis for cache and Celery broker).
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from opsportal.env import env_bool, env_int, env_list, env_origins, env_str, env_timezone, env_url
+from opsportal.env import (
+    env_bool,
+    env_int,
+    env_list,
+    env_networks,
+    env_origins,
+    env_rate,
+    env_str,
+    env_timezone,
+    env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("OPSPORTAL_VAR_DIR", str(BASE_DIR / "var")))
@@ -125,13 +137,13 @@ CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", {"redis", "rediss", "amqp", "am
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "filesystem://"
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
-        "control_folder": str(_broker_dir / "control"),
+        "control_folder": str(_broker_dir / "control"),  # not ./control in the working directory
         "store_processed": False,
         "polling_interval": 0.2,  # a directory scan is cheap; runbook steps should not wait a second each
     }
@@ -147,12 +159,19 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "reviews-overdue": {"task": "incidents.tasks.mark_overdue_reviews", "schedule": 300.0},
+    # Alert intake, response clocks and webhook retries (incidents/tasks.py).
+    "run-escalations": {"task": "incidents.tasks.run_escalations", "schedule": 30.0},
+    "retry-webhook-deliveries": {"task": "incidents.tasks.retry_webhook_deliveries", "schedule": 30.0},
+    "requeue-alert-deliveries": {"task": "incidents.tasks.requeue_alert_deliveries", "schedule": 120.0},
+    "prune-alert-deliveries": {"task": "incidents.tasks.prune_alert_deliveries", "schedule": 3600.0},
+    # Steps whose worker died or that no worker took (runbooks/tasks.py).
+    "runbooks-reap-stuck-steps": {"task": "runbooks.reap_stuck_steps", "schedule": 60.0},
+}
 # Runbook steps get their own queue, so they never wait behind other work and can be served by
 # workers placed next to the services they check (Procfile: -Q celery,runbooks).
 CELERY_TASK_ROUTES = {"runbooks.*": {"queue": "runbooks"}}
-CELERY_BEAT_SCHEDULE: dict = {
-    "runbooks-reap-stuck-steps": {"task": "runbooks.reap_stuck_steps", "schedule": 60.0},
-}
 
 # --- Runbooks (README "Configuration > Runbooks") ---------------------------------------------
 RUNBOOK_STEP_TIMEOUT = env_int("RUNBOOK_STEP_TIMEOUT", 30, minimum=1)  # seconds, per step unless it says otherwise
@@ -209,24 +228,137 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",  # not the CDN: the portal works offline and the CSP allows only 'self'
     "COMPONENT_SPLIT_REQUEST": True,
-    # Several models have a `kind`: name each choice set after its own TextChoices.
+    # Several choice sets share the field name "kind": name each, so the schema (and check --deploy) is clean.
     "ENUM_NAME_OVERRIDES": {
         "EventKindEnum": "incidents.choices.EventKind",
+        "ManualEventKindEnum": "incidents.choices.MANUAL_EVENT_KINDS",
         "SectionKindEnum": "runbooks.choices.SectionKind",
         "StepKindEnum": "runbooks.choices.StepKind",
     },
 }
 
+# --- Post-incident reviews ---------------------------------------------------------------
+PIR_DUE_HOURS = env_int("PIR_DUE_HOURS", 48, minimum=1)
+PIR_DUE_SOON_HOURS = env_int("PIR_DUE_SOON_HOURS", 24, minimum=1)
+
+# --- E-mail (notifications) ------------------------------------------------------------------
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "ops-portal@localhost")
+
+# --- Alert intake ----------------------------------------------------------------------------
+ALERT_DELIVERY_RETENTION_DAYS = env_int("ALERT_DELIVERY_RETENTION_DAYS", 30, minimum=1)
+
 # --- Limits ----------------------------------------------------------------------------------
 TIMELINE_BODY_MAX_LENGTH = 20_000
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440, minimum=1024)
 
+# --- Client IP, sign-in protection, throttles, metrics, logs, security (README sections) --------
+INSTALLED_APPS += ["axes", "django_ratelimit", "django_prometheus", "csp"]
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "opsportal.middleware.RequestObservabilityMiddleware",
+    *MIDDLEWARE,
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a lockout into the 429 answer; last, as axes asks
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+TRUSTED_PROXY_CIDRS = env_networks("TRUSTED_PROXY_CIDRS")
+if TRUSTED_PROXY_COUNT and TRUSTED_PROXY_CIDRS:
+    raise ImproperlyConfigured("Set TRUSTED_PROXY_COUNT or TRUSTED_PROXY_CIDRS, not both.")
+
+AUTH_LOGIN_MAX_ATTEMPTS = env_int("AUTH_LOGIN_MAX_ATTEMPTS", 5, minimum=1)
+AUTH_LOGIN_ATTEMPT_WINDOW_MINUTES = env_int("AUTH_LOGIN_ATTEMPT_WINDOW_MINUTES", 15, minimum=1)
+AUTH_LOGIN_LOCKOUT_MINUTES = env_int("AUTH_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+AUTH_RATE_LIMIT = env_rate("AUTH_RATE_LIMIT", "20/m")
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "opsportal.lockout.LockoutHandler"
+AXES_FAILURE_LIMIT = AUTH_LOGIN_MAX_ATTEMPTS
+AXES_COOLOFF_TIME = timedelta(minutes=AUTH_LOGIN_LOCKOUT_MINUTES)
+AXES_USE_ATTEMPT_EXPIRATION = True
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "opsportal.client_ip.client_key"
+AXES_LOCKOUT_CALLABLE = "opsportal.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_DISABLE_ACCESS_LOG = True  # successes are in the JSON logs and auth_success_total
+AXES_ENABLE_ADMIN = False  # opsportal.admin shows the lockout table instead
+if not REDIS_URL:
+    # The embedded setup's file cache cannot increment atomically: the per-IP limiter is then
+    # approximate, which a single-user laptop can live with. Production sets REDIS_URL.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["opsportal.throttles.AnonThrottle", "opsportal.throttles.UserThrottle"]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "anon": env_rate("API_THROTTLE_ANON_RATE", "60/minute"),
+    "user": env_rate("API_THROTTLE_USER_RATE", "600/minute"),
+    "lead_burst": env_rate("LEAD_BURST_RATE", "5/minute"),
+    "lead_hourly": env_rate("LEAD_HOURLY_RATE", "20/hour"),
+}
+
+METRICS_ENABLED = env_bool("METRICS_ENABLED", False)
+METRICS_GUARD = env_str("METRICS_GUARD", "none").lower()
+METRICS_GUARD_SECRET = env_str("METRICS_GUARD_SECRET")
+METRICS_GUARD_ALLOWLIST = env_networks("METRICS_GUARD_ALLOWLIST")
+if METRICS_GUARD not in {"none", "secret", "cidr"}:
+    raise ImproperlyConfigured(f"METRICS_GUARD={METRICS_GUARD!r}: use none, secret or cidr.")
+if METRICS_GUARD == "secret" and len(METRICS_GUARD_SECRET) < 16:
+    raise ImproperlyConfigured("METRICS_GUARD=secret needs METRICS_GUARD_SECRET of at least 16 characters.")
+if METRICS_GUARD == "cidr" and not METRICS_GUARD_ALLOWLIST:
+    raise ImproperlyConfigured("METRICS_GUARD=cidr needs METRICS_GUARD_ALLOWLIST (e.g. 10.0.0.0/8).")
+PROMETHEUS_EXPORT_MIGRATIONS = False
+
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]  # probes and scrapes inside the network
+if TRUSTED_PROXY_COUNT or TRUSTED_PROXY_CIDRS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # our proxy terminates TLS and says so
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+SESSION_COOKIE_HTTPONLY = CSRF_COOKIE_HTTPONLY = True  # htmx sends the token from the page, not the cookie
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_TIMEOUT_MINUTES", 60, minimum=1) * 60
+SESSION_SAVE_EVERY_REQUEST = True  # the expiry moves with each request: an idle timeout, not a fixed one
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+_CSP = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+if DEBUG:
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP  # violations show in the console; Django's debug page still works
+else:
+    CONTENT_SECURITY_POLICY = _CSP
+
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "formatters": {"json": {"()": "opsportal.logging.JsonFormatter"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}},
+    "root": {"handlers": ["stdout"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    "loggers": {
+        # Django's own handlers would print a second, plain copy of these records.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.db.backends": {"level": "INFO"},
+        "axes": {"level": "WARNING"},  # opsportal.auth logs each sign-in event once, in our words
+    },
 }

@@ -1,23 +1,34 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from incidents import status_views
 from incidents import views as incident_views
-from opsportal import health
+from incidents.api.reports import create_report
+from opsportal import auth, health, metrics
 
 api_patterns = [
     path("", include("incidents.api.urls")),
     path("", include("runbooks.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The split view serves its start-up script as a file, so the CSP needs no inline scripts.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    path("auth/token/", auth.TokenLoginView.as_view(), name="api-token"),
+    path("public/reports/", create_report, name="public-report"),
 ]
 
 urlpatterns = [
     path("", incident_views.home, name="home"),
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
+    path("metrics", metrics.metrics_view, name="metrics"),
+    path("status/", status_views.status_page, name="status"),
+    path("status/report/", status_views.submit_report, name="status-report"),
+    path("accounts/login/", auth.LoginView.as_view(), name="login"),  # before Django's: adds the limiter
     path("accounts/", include("django.contrib.auth.urls")),
     path("incidents/", include("incidents.urls")),
+    path("ops/", include("incidents.ops_urls")),
+    path("reviews/", include("incidents.review_urls")),
     path("runbooks/", include("runbooks.urls")),
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),

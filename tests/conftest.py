@@ -22,6 +22,19 @@ def _fast_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Throttle and limiter counts left by one test must not throttle the next (keys only: the
+    Redis database may also hold the Celery broker's queues)."""
+    from django.core.cache import cache
+
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("throttle_*")
+        cache.delete_pattern("rl:*")
+    else:
+        cache.clear()
+
+
 @pytest.fixture
 def viewer(db):
     return UserFactory(username="victor", role="viewer")
@@ -69,3 +82,35 @@ def api(api_for):
 @pytest.fixture
 def incident(responder):
     return IncidentFactory(title="Checkout 5xx", created_by=responder)
+
+
+class JsonLogs:
+    def __init__(self, stream):
+        self._stream = stream
+
+    @property
+    def text(self) -> str:
+        return self._stream.getvalue()
+
+    @property
+    def records(self) -> list[dict]:
+        import json
+
+        return [json.loads(line) for line in self.text.splitlines()]
+
+
+@pytest.fixture
+def json_logs():
+    """What the stdout handler writes during the test, through the same JSON formatter."""
+    import io
+    import logging
+
+    from opsportal.logging import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield JsonLogs(stream)
+    root.removeHandler(handler)

@@ -36,10 +36,11 @@ class IncidentSerializer(serializers.ModelSerializer):
             "id", "reference", "title", "summary", "severity", "status",
             "commander", "scribe", "communications_lead", "services",
             "started_at", "detected_at", "acknowledged_at", "mitigated_at", "resolved_at", "closed_at",
-            "created_at", "updated_at",
+            "created_at", "updated_at", "public",
         ]  # fmt: skip
         read_only_fields = [
             "status", "acknowledged_at", "mitigated_at", "resolved_at", "closed_at", "created_at", "updated_at",
+            "public",
         ]  # fmt: skip
         extra_kwargs = {"started_at": {"required": False}, "detected_at": {"required": False}}
 
@@ -49,6 +50,10 @@ class IncidentSerializer(serializers.ModelSerializer):
                 {"status": 'Status changes go through POST /api/incidents/{id}/transition/ {"to": ...}.'}
             )
         return attrs
+
+
+class PublishSerializer(serializers.Serializer):
+    public = serializers.BooleanField(help_text="true: show on the public status page; false: take it off.")
 
 
 class TransitionSerializer(serializers.Serializer):

@@ -1,9 +1,30 @@
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
+from incidents.api.intake import AlertIntakeView
+from incidents.api.ops import RedeliverView
+from incidents.api.reports import ProblemReportViewSet
+from incidents.api.reviews import (
+    ActionItemViewSet,
+    IncidentReviewView,
+    IncidentStatsView,
+    ReviewExportView,
+    ReviewViewSet,
+)
 from incidents.api.views import IncidentViewSet, TimelineEventViewSet
 
 router = SimpleRouter()
 router.register("incidents", IncidentViewSet, basename="incident")
 router.register(r"incidents/(?P<incident_pk>\d+)/timeline", TimelineEventViewSet, basename="timeline-event")
+router.register("reviews", ReviewViewSet, basename="review")
+router.register("action-items", ActionItemViewSet, basename="action-item")
+router.register("reports", ProblemReportViewSet, basename="report")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("incidents/<int:pk>/review/", IncidentReviewView.as_view(), name="incident-review"),
+    path("reviews/<int:pk>/export.md", ReviewExportView.as_view(), name="review-export"),
+    path("stats/incidents/", IncidentStatsView.as_view(), name="incident-stats"),
+    *router.urls,
+    path("integrations/<str:kind>/<str:token>/", AlertIntakeView.as_view(), name="alert-intake"),
+    re_path(r"^ops/webhooks/redeliver/?$", RedeliverView.as_view(), name="webhook-redeliver"),
+]

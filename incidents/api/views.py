@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from incidents.api.filters import IncidentFilter, TimelineFilter
 from incidents.api.serializers import (
     IncidentSerializer,
+    PublishSerializer,
     RevisionSerializer,
     TimelineEventSerializer,
     TimelineEventUpdateSerializer,
@@ -45,6 +46,15 @@ class IncidentViewSet(
         payload = TransitionSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         incident.transition_to(payload.validated_data["to"], by=request.user, note=payload.validated_data["note"])
+        return Response(self.get_serializer(self.get_queryset().get(pk=incident.pk)).data)
+
+    @extend_schema(request=PublishSerializer, responses=IncidentSerializer)
+    @action(detail=True, methods=["post"])
+    def publish(self, request, pk=None):
+        incident = self.get_object()
+        payload = PublishSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        incident.set_public(by=request.user, public=payload.validated_data["public"])
         return Response(self.get_serializer(self.get_queryset().get(pk=incident.pk)).data)
 
 

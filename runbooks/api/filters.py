@@ -16,8 +16,7 @@ class RunbookFilter(django_filters.FilterSet):
         fields = ["alert", "service", "document", "severity", "search"]
 
     def filter_alert(self, queryset, name, value):
-        # alert_names is a JSON list: a quoted, case-insensitive match on its text finds a whole name.
-        return queryset.filter(alert_names__icontains=f'"{value}"') if value else queryset
+        return queryset.answering(value) if value else queryset
 
     def filter_search(self, queryset, name, value):
         if not value:

@@ -228,7 +228,7 @@ class RunSerializer(serializers.ModelSerializer):
         model = RunbookRun
         fields = [
             "id", "runbook", "runbook_version", "incident", "target", "state", "started_by", "steps",
-            "forced", "summary", "cancel_requested", "created_at", "started_at", "finished_at",
+            "forced", "first_look", "summary", "cancel_requested", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
 
     def get_cancel_requested(self, run) -> bool:

@@ -78,6 +78,9 @@ class RunbookRun(models.Model):
     forced = models.BooleanField(
         default=False, help_text="Started while another run of it was active for the incident."
     )
+    first_look = models.BooleanField(
+        default=False, help_text="Started by an alert: only the read-only automated steps, before anyone looks."
+    )
     step_count = models.PositiveIntegerField(default=0)
     summary = models.CharField(max_length=500, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
@@ -97,7 +100,7 @@ class RunbookRun(models.Model):
             # One active run of a runbook per incident, unless someone deliberately forces a second.
             models.UniqueConstraint(
                 fields=["runbook", "incident"],
-                condition=Q(state__in=ACTIVE_RUN_STATES, forced=False, incident__isnull=False),
+                condition=Q(state__in=ACTIVE_RUN_STATES, forced=False, first_look=False, incident__isnull=False),
                 name="run_one_active_per_incident",
             ),
         ]
@@ -119,8 +122,13 @@ class RunbookRun(models.Model):
     # --- starting -------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, runbook: Runbook, *, by, incident=None, target=None, force: bool = False) -> "RunbookRun":
-        """Creates the run and its steps, records it on the incident and queues or awaits the first step."""
+    def start(
+        cls, runbook: Runbook, *, by, incident=None, target=None, force: bool = False, first_look: str = ""
+    ) -> "RunbookRun":
+        """Creates the run and its steps, records it on the incident and queues or awaits the first step.
+
+        With `first_look` (the name of the alert that opened the incident) only the read-only
+        automated steps that the target can serve run, without anyone having asked."""
         with transaction.atomic():
             runbook = (
                 Runbook.objects.select_for_update(of=("self",)).select_related("current_version").get(pk=runbook.pk)
@@ -129,13 +137,20 @@ class RunbookRun(models.Model):
             if version is None:
                 raise DomainError(f"{runbook.title} has no published version to run.")
             steps = list(version.steps.select_related("target_service").order_by("order"))
+            total = len(steps)
+            if first_look:
+                steps = [s for s in steps if s.is_automated and s.safety == Safety.READ_ONLY]
             if not steps:
-                raise DomainError(f"{runbook.title} has no steps to run.")
-            target = target or _default_target(runbook, steps, incident)
+                raise DomainError(f"{runbook.title} has no {'read-only checks' if first_look else 'steps'} to run.")
+            target = target or _default_target(runbook, steps, incident, partial=bool(first_look))
+            if first_look:
+                steps = [s for s in steps if not s.needs or getattr(s.target_service or target, s.needs, "")]
+                if not steps:
+                    raise DomainError(f"no read-only check of {runbook.title} can reach a target service.")
             _check_target(steps, target)
             active = None
-            if incident is not None:
-                active = cls.objects.active().filter(runbook=runbook, incident=incident).order_by("-id").first()
+            if incident is not None and not first_look:
+                active = cls.objects.active().filter(runbook=runbook, incident=incident, first_look=False).first()
                 if active is not None and not force:
                     raise Conflict(
                         f"Run #{active.pk} of {runbook.title} is still {active.get_state_display().lower()} for "
@@ -149,6 +164,7 @@ class RunbookRun(models.Model):
                 target=target,
                 started_by=by,
                 forced=active is not None,
+                first_look=bool(first_look),
                 step_count=len(steps),
             )
             try:
@@ -156,16 +172,22 @@ class RunbookRun(models.Model):
                     run.save()
             except IntegrityError:
                 raise Conflict(f"Another run of {runbook.title} was just started for this incident.") from None
-            StepRun.objects.bulk_create([StepRun(run=run, step=step, order=step.order) for step in steps])
-            automated = sum(s.is_automated for s in steps)
-            dangerous = sum(s.safety == Safety.DANGEROUS for s in steps)
-            run._event(
-                f"Runbook **{runbook.title}** v{version.number} started by {_name(by)}: {len(steps)} steps "
-                f"({automated} automated, {dangerous} dangerous)"
-                + (f", target **{target.slug}**" if target else "")
-                + f". [Run #{run.pk}]({run.get_absolute_url()})",
-                author=by,
-            )
+            StepRun.objects.bulk_create([StepRun(run=run, step=step, order=n) for n, step in enumerate(steps, start=1)])
+            on = f", target **{target.slug}**" if target else ""
+            link = f"[Run #{run.pk}]({run.get_absolute_url()})"
+            if first_look:
+                run._event(
+                    f"First look for alert `{first_look}`: runbook **{runbook.title}** v{version.number} runs its "
+                    f"{len(steps)} read-only checks (of {total} steps){on}. {link}"
+                )
+            else:
+                automated = sum(s.is_automated for s in steps)
+                dangerous = sum(s.safety == Safety.DANGEROUS for s in steps)
+                run._event(
+                    f"Runbook **{runbook.title}** v{version.number} started by {_name(by)}: {len(steps)} steps "
+                    f"({automated} automated, {dangerous} dangerous){on}. {link}",
+                    author=by,
+                )
             run._advance()
         return run
 
@@ -357,16 +379,24 @@ class RunbookRun(models.Model):
         )
 
 
-def _default_target(runbook: Runbook, steps: list[RunbookStep], incident) -> Service | None:
-    """The one service of the runbook (preferring the incident's) that has every setting the steps need."""
-    needed = {s.needs for s in steps if s.is_automated and s.target_service_id is None} - {None}
+def _default_target(runbook: Runbook, steps: list[RunbookStep], incident, *, partial: bool = False) -> Service | None:
+    """The runbook's service (preferring the incident's) with every setting the steps need; with
+    `partial`, the one serving the most steps (a first look runs what it can)."""
+    needed = [s.needs for s in steps if s.is_automated and s.target_service_id is None and s.needs]
     if not needed:
         return None
-    candidates = [s for s in runbook.services.all() if all(getattr(s, n) for n in needed)]
-    if incident is not None and len(candidates) > 1:
+    services = list(runbook.services.all())
+    if incident is not None:
         affected = {s.pk for s in incident.services.all()}
-        candidates = [s for s in candidates if s.pk in affected] or candidates
-    return candidates[0] if len(candidates) == 1 else None
+        services.sort(key=lambda s: s.pk not in affected)
+    served = [(sum(bool(getattr(s, n)) for n in needed), s) for s in services]
+    if partial:
+        best = max((n for n, _ in served), default=0)
+        return next((s for n, s in served if n == best), None) if best else None
+    complete = [s for n, s in served if n == len(needed)]
+    if incident is not None and len(complete) > 1:
+        complete = [s for s in complete if s.pk in affected] or complete
+    return complete[0] if len(complete) == 1 else None
 
 
 def _check_target(steps: list[RunbookStep], target: Service | None) -> None:

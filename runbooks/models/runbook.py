@@ -54,9 +54,15 @@ class RunbookQuerySet(models.QuerySet):
     def for_list(self):
         return self.select_related("document", "current_version").prefetch_related("services")
 
+    def answering(self, alertname: str):
+        # alert_names is a JSON list: a quoted, case-insensitive match on its text finds a whole name.
+        return self.published().filter(alert_names__icontains=f'"{alertname}"')
+
     def suggested_for(self, incident, *, limit: int = 8) -> list["Runbook"]:
-        """Runbooks answering an alert named in the incident's title or summary first, then by shared service."""
-        words = {w.lower() for w in _WORD.findall(f"{incident.title}\n{incident.summary}")}
+        """Runbooks answering one of the incident's alerts (or an alert named in its title or summary)
+        first, then runbooks of its services."""
+        alerts = {name.lower() for name in incident.alerts.values_list("alertname", flat=True) if name}
+        words = alerts | {w.lower() for w in _WORD.findall(f"{incident.title}\n{incident.summary}")}
         by_alert = [
             pk
             for pk, names in self.published().order_by("title").values_list("pk", "alert_names")

@@ -22,6 +22,27 @@
     box._timer = setTimeout(function () { box.hidden = true; }, 6000);
   }
 
+  // Response clocks: the server renders the time left; this keeps it ticking between requests.
+  function span(seconds) {
+    seconds = Math.abs(Math.trunc(seconds));
+    var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    if (h >= 24) return Math.floor(h / 24) + "d " + (h % 24) + "h";
+    if (h) return h + "h " + String(m).padStart(2, "0") + "m";
+    return m + "m " + String(s).padStart(2, "0") + "s";
+  }
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("time.countdown[data-due]").forEach(function (el) {
+      var left = (Date.parse(el.dataset.due) - now) / 1000;
+      if (isNaN(left)) return;
+      el.textContent = left > 0 ? span(left) + " left" : "overdue by " + span(left);
+      if (left <= 0 && el.classList.contains("clock-running")) {
+        el.classList.replace("clock-running", "clock-breached");
+      }
+    });
+  }
+  setInterval(tick, 1000);
+
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
     var text = xhr.status === 403 ? "You are not allowed to do that." : "The server answered " + xhr.status + ".";
@@ -29,5 +50,56 @@
   });
   document.addEventListener("htmx:sendError", function () {
     toast("The portal could not be reached. Your text is still in the form.");
+  });
+})();
+
+// Countdowns: <time data-countdown="ISO"> shows "in 5 h 12 min" or "3 h ago", refreshed every 30 s.
+(function () {
+  "use strict";
+  function describe(ms) {
+    var minutes = Math.round(Math.abs(ms) / 60000);
+    var days = Math.floor(minutes / 1440), hours = Math.floor((minutes % 1440) / 60), mins = minutes % 60;
+    var parts = [];
+    if (days) parts.push(days + " d");
+    if (hours) parts.push(hours + " h");
+    if (!days) parts.push(mins + " min");
+    return parts.join(" ");
+  }
+  function tick() {
+    document.querySelectorAll("time[data-countdown]").forEach(function (el) {
+      var due = Date.parse(el.getAttribute("data-countdown"));
+      if (isNaN(due)) return;
+      if (!el.title) el.title = el.textContent;
+      var ms = due - Date.now();
+      el.textContent = ms >= 0 ? "in " + describe(ms) : describe(ms) + " ago";
+      el.classList.toggle("past", ms < 0);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", tick);
+  document.addEventListener("htmx:afterSettle", tick);
+  setInterval(tick, 30000);
+
+  // A review field in conflict stops autosaving until the person chooses: their text (already
+  // saved) or theirs overwritten by mine. Nothing is overwritten silently.
+  document.addEventListener("htmx:afterSettle", function () {
+    document.querySelectorAll(".conflict[data-conflict-for]").forEach(function (box) {
+      var field = document.getElementById(box.getAttribute("data-conflict-for"));
+      if (field) field.dataset.conflict = "1";
+    });
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-resolve]");
+    if (!button) return;
+    var box = button.closest(".conflict");
+    var field = document.getElementById(box.getAttribute("data-conflict-for"));
+    var version = field.form.querySelector("input[name=version]");
+    version.value = button.getAttribute("data-version");
+    delete field.dataset.conflict;
+    box.remove();
+    if (button.getAttribute("data-resolve") === "theirs") {
+      field.value = button.getAttribute("data-text");
+    } else {
+      htmx.trigger(field, "change");
+    }
   });
 })();

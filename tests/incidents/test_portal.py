@@ -154,13 +154,27 @@ def test_filter_timeline_by_kind(browser, incident, responder):
     assert b"a comms update" in html and b"an action" not in html and b"Incident declared" not in html
 
 
-def test_long_timelines_show_the_newest_entries_first_then_all(browser, incident, responder):
+def test_long_timelines_show_the_newest_window_and_load_older_ones_on_demand(browser, incident, responder):
     for n in range(205):
         TimelineEvent.objects.create(incident=incident, body=f"entry {n:03}", author=responder)
     page = browser.get(f"/incidents/{incident.pk}/").content.decode()
-    assert "Show 6 earlier entries" in page and "entry 204" in page and "entry 004" not in page
-    everything = browser.get(f"/incidents/{incident.pk}/timeline/?all=1", **HX).content.decode()
-    assert "entry 000" in everything and "earlier entries" not in everything
+    assert "Show earlier entries" in page and "entry 204" in page and "entry 104" not in page
+    oldest_shown = TimelineEvent.objects.get(body="entry 105")
+    assert f"?before={oldest_shown.pk}" in page
+
+    older = browser.get(f"/incidents/{incident.pk}/timeline/earlier/?before={oldest_shown.pk}", **HX).content.decode()
+    assert "entry 104" in older and "entry 005" in older and "entry 004" not in older and "entry 105" not in older
+    assert "Show earlier entries" in older
+    oldest = browser.get(
+        f"/incidents/{incident.pk}/timeline/earlier/?before={TimelineEvent.objects.get(body='entry 005').pk}", **HX
+    ).content.decode()
+    assert "entry 000" in oldest and "Incident declared" in oldest and "Show earlier entries" not in oldest
+
+
+@pytest.mark.parametrize("before", ["", "abc", "999999"])
+def test_earlier_entries_with_a_bad_cursor_is_a_400(browser, incident, before):
+    response = browser.get(f"/incidents/{incident.pk}/timeline/earlier/?before={before}", **HX)
+    assert response.status_code == 400
 
 
 def test_transition_buttons_and_errors(browser, incident):

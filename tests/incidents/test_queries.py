@@ -38,15 +38,22 @@ def test_list_queries_do_not_grow_with_incidents(client, api, responder, django_
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/incidents/{pk}/", "/api/incidents/{pk}/timeline/", "/incidents/{pk}/", "/incidents/{pk}/timeline/"],
+    [
+        "/api/incidents/{pk}/",
+        "/api/incidents/{pk}/timeline/",
+        "/incidents/{pk}/",
+        "/incidents/{pk}/timeline/",
+        "/incidents/{pk}/timeline/earlier/?before={last}",
+    ],
 )
 def test_detail_queries_do_not_grow_with_entries(client, api, responder, django_assert_max_num_queries, path):
     incident = IncidentFactory(services=[ServiceFactory(name="A", slug="a")], commander=responder)
     client.force_login(responder)
     http = api if path.startswith("/api") else client
-    url = path.format(pk=incident.pk)
     for n in range(3):
         TimelineEvent.add_note(incident, by=responder, body=f"note {n}").edit(by=responder, version=1, body="x")
+    last = TimelineEvent.add_note(incident, by=responder, body="cursor").pk
+    url = path.format(pk=incident.pk, last=last)
     few = query_count(django_assert_max_num_queries, lambda: http.get(url), 15)
     for n in range(40):
         TimelineEvent.add_note(incident, by=responder, body=f"more {n}").soft_delete(by=responder)

@@ -174,12 +174,13 @@ def wait_for(condition, *, timeout: float = 30, message: str = "condition"):
         time.sleep(0.05)
 
 
-def purge_runbook_queue() -> None:
+def purge_runbook_queue(*queues: str) -> None:
     from opsportal.celery import app
 
     with app.connection_for_write() as conn:
-        conn.default_channel.queue_declare("runbooks", durable=True, auto_delete=False)
-        conn.default_channel.queue_purge("runbooks")
+        for queue in queues or ("runbooks",):
+            conn.default_channel.queue_declare(queue, durable=True, auto_delete=False)
+            conn.default_channel.queue_purge(queue)
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +198,8 @@ def worker_thread():
 
     task_postrun.connect(close_connections, weak=False)
     purge_runbook_queue()
+    # Starting a worker with queues= narrows what the app consumes for every later worker too.
+    consume_from = app.amqp.queues._consume_from
     try:
         with start_worker(
             app,
@@ -209,6 +212,7 @@ def worker_thread():
         ) as worker:
             yield worker
     finally:
+        app.amqp.queues._consume_from = consume_from
         task_postrun.disconnect(close_connections)
         purge_runbook_queue()
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0002_role_groups'),
+        ('incidents', '0006_default_escalation_policies'),
     ]
 
     operations = [

@@ -4,6 +4,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from incidents import signals
 from incidents.choices import (
     OPEN_STATUSES,
     REOPEN_FROM,
@@ -16,6 +17,8 @@ from incidents.choices import (
     Status,
     allowed_transitions,
 )
+from incidents.models.review import PostIncidentReview
+from opsportal import metrics
 from opsportal.connections import ConnectionSettingValidator
 from opsportal.errors import DomainError, InvalidTransition, StaleVersion
 from opsportal.markdown import render_markdown
@@ -65,7 +68,9 @@ class IncidentQuerySet(models.QuerySet):
         return self.select_related("commander").prefetch_related("services")
 
     def for_detail(self):
-        return self.select_related("commander", "scribe", "communications_lead").prefetch_related("services")
+        return self.select_related("commander", "scribe", "communications_lead", "review", "sla").prefetch_related(
+            "services"
+        )
 
 
 class Incident(models.Model):
@@ -84,6 +89,9 @@ class Incident(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     services = models.ManyToManyField(Service, blank=True, related_name="incidents")
+    public = models.BooleanField(
+        default=False, help_text="Shown on the public status page, with its communication entries as updates."
+    )
 
     started_at = models.DateTimeField(help_text="When the impact began (editable).")
     detected_at = models.DateTimeField(default=timezone.now)
@@ -143,13 +151,14 @@ class Incident(models.Model):
             incident.save()
             if services:
                 incident.services.set(services)
-            TimelineEvent.record(
+            event = TimelineEvent.record(
                 incident,
                 kind=EventKind.STATUS_CHANGE,
                 author=by,
                 body=f"Incident declared as **{incident.severity}** ({incident.priority}): {incident.title}",
                 occurred_at=incident.detected_at,
             )
+            signals.incident_declared.send(sender=cls, incident=incident, by=by, event=event)
         return incident
 
     def transition_to(self, status: str, *, by=None, note: str = "") -> "Incident":
@@ -180,7 +189,37 @@ class Incident(models.Model):
             body = f"{verb}: **{current}** → **{status}**"
             if note.strip():
                 body += f"\n\n{note.strip()}"
-            TimelineEvent.record(locked, kind=EventKind.STATUS_CHANGE, author=by, body=body, occurred_at=now)
+            event = TimelineEvent.record(locked, kind=EventKind.STATUS_CHANGE, author=by, body=body, occurred_at=now)
+            signals.incident_status_changed.send(
+                sender=type(self), incident=locked, previous=current, status=status, by=by, event=event
+            )
+            if status == Status.RESOLVED:
+                PostIncidentReview.open_for(locked, by=by)
+            if stamp and getattr(locked, stamp) == now:
+                severity, detected_at = locked.severity, locked.detected_at
+                transaction.on_commit(
+                    lambda: metrics.observe_incident_stamp(stamp, severity=severity, detected_at=detected_at, at=now)
+                )
+        self.refresh_from_db()
+        return self
+
+    def set_public(self, *, by, public: bool) -> "Incident":
+        """Show the incident on the public status page, or take it off; the timeline records it."""
+        with transaction.atomic():
+            locked = type(self).objects.select_for_update().get(pk=self.pk)
+            if locked.public == public:
+                state = "already on" if public else "not on"
+                raise InvalidTransition(f"{locked.reference} is {state} the public status page.")
+            locked.public = public
+            locked.save(update_fields=["public", "updated_at"])
+            body = (
+                "Published on the public status page: communication entries written from now on or before "
+                "are shown there as updates."
+                if public
+                else "Removed from the public status page."
+            )
+            # An action, not a communication: system entries are never shown publicly.
+            TimelineEvent.record(locked, kind=EventKind.ACTION, author=by, body=body)
         self.refresh_from_db()
         return self
 
@@ -215,6 +254,7 @@ class Incident(models.Model):
                     author=by,
                     body="\n".join(f"- {line}" for line in lines),
                 )
+                signals.incident_details_changed.send(sender=type(self), incident=locked, changes=changes, by=by)
         self.refresh_from_db()
         return lines
 

@@ -1,0 +1,212 @@
+"""Who hears about what, and how a webhook request is made.
+
+- incident.created: the L1 contacts (the on-call engineer is paged) and every endpoint that
+  subscribes to it.
+- incident.status_changed: every subscribed endpoint, and by email the contacts of the levels
+  the incident has reached (they were paged, they want to hear it was acknowledged/resolved).
+- incident.escalated: the contacts of the level reached and every subscribed endpoint.
+- review.overdue: every subscribed endpoint (mark_overdue_reviews e-mails the review's owner).
+
+Webhook deliveries are rows written in the caller's transaction and sent after commit; email is
+sent by a task after commit.
+"""
+
+import logging
+import urllib.error
+import urllib.request
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from incidents.choices import EscalationLevel, NotificationEvent, WebhookFormat
+from incidents.models import EscalationContact, Incident, WebhookDelivery, WebhookEndpoint
+from incidents.models.alerts import portal_base_url
+from incidents.models.notifications import RETRY_WINDOW, SIGNATURE_HEADER
+
+logger = logging.getLogger(__name__)
+TIMEOUT_SECONDS = 10
+
+
+def incident_url(incident: Incident) -> str:
+    return portal_base_url() + reverse("incidents:detail", args=[incident.pk])
+
+
+def incident_data(incident: Incident) -> dict:
+    return {
+        "id": incident.pk,
+        "reference": incident.reference,
+        "title": incident.title,
+        "severity": incident.severity,
+        "priority": incident.priority,
+        "status": incident.status,
+        "url": incident_url(incident),
+        "services": sorted(s.slug for s in incident.services.all()),
+        "commander": incident.commander.get_username() if incident.commander_id else None,
+        "started_at": _iso(incident.started_at),
+        "detected_at": _iso(incident.detected_at),
+        "acknowledged_at": _iso(incident.acknowledged_at),
+        "mitigated_at": _iso(incident.mitigated_at),
+        "resolved_at": _iso(incident.resolved_at),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def notify_created(incident: Incident, *, source_event) -> None:
+    text = f"[{incident.severity}] {incident.reference} opened: {incident.title}"
+    _notify(
+        NotificationEvent.INCIDENT_CREATED,
+        incident,
+        source_key=f"timeline:{source_event.pk}",
+        text=text,
+        levels=[EscalationLevel.L1],
+    )
+
+
+def notify_status_changed(incident: Incident, *, previous: str, status: str, by, source_event) -> None:
+    who = f" by {by.get_username()}" if by else ""
+    text = f"[{incident.severity}] {incident.reference} {previous} → {status}{who}: {incident.title}"
+    from incidents.models import SlaClock
+
+    level = SlaClock.objects.filter(pk=incident.pk).values_list("level", flat=True).first() or 1
+    reached = range(1, level + 1)
+    _notify(
+        NotificationEvent.STATUS_CHANGED,
+        incident,
+        source_key=f"timeline:{source_event.pk}",
+        text=text,
+        extra={"previous_status": previous, "status": status, "by": by.get_username() if by else None},
+        email_levels=list(reached),
+    )
+
+
+def notify_escalated(incident: Incident, *, level: int, source_event) -> None:
+    label = EscalationLevel(level).label
+    text = f"[{incident.severity}] {incident.reference} escalated to {label}, not acknowledged: {incident.title}"
+    _notify(
+        NotificationEvent.ESCALATED,
+        incident,
+        source_key=f"timeline:{source_event.pk}",
+        text=text,
+        extra={"level": level, "level_label": label},
+        levels=[level],
+    )
+
+
+def notify_review_overdue(incident: Incident, *, source_key: str, text: str, extra: dict | None = None) -> None:
+    """Announce an overdue post-incident review to subscribed endpoints (the review's owner is
+    e-mailed by mark_overdue_reviews itself). Once per source_key."""
+    with transaction.atomic():
+        _notify(NotificationEvent.REVIEW_OVERDUE, incident, source_key=source_key, text=text, extra=extra)
+
+
+def _notify(
+    event: str,
+    incident: Incident,
+    *,
+    source_key: str,
+    text: str,
+    extra: dict | None = None,
+    levels: list[int] = (),
+    email_levels: list[int] = (),
+) -> None:
+    contacts = list(
+        EscalationContact.objects.filter(level__in={*levels, *email_levels}).select_related("user", "endpoint")
+    )
+    endpoints = {e.pk: e for e in WebhookEndpoint.objects.filter(enabled=True) if event in (e.events or [])}
+    for contact in contacts:
+        if contact.level in levels and contact.endpoint_id and contact.endpoint.enabled:
+            endpoints[contact.endpoint_id] = contact.endpoint
+    emails = set()
+    for contact in contacts:
+        if contact.user_id and contact.user.email and contact.user.is_active:
+            emails.add(contact.user.email)
+        elif contact.email:
+            emails.add(contact.email)
+
+    data = {
+        "event": event,
+        "text": text,
+        "occurred_at": timezone.now().isoformat(),
+        "incident": incident_data(incident),
+        **(extra or {}),
+    }
+    created = []
+    for endpoint in endpoints.values():
+        try:
+            with transaction.atomic():
+                delivery = WebhookDelivery.objects.create(
+                    endpoint=endpoint,
+                    incident=incident,
+                    event=event,
+                    source_key=source_key,
+                    payload=payload_for(endpoint, data),
+                    retry_until=timezone.now() + RETRY_WINDOW,
+                )
+            created.append(delivery.pk)
+        except IntegrityError:
+            continue  # already announced to this endpoint (a task ran twice)
+    if created:
+        from incidents.tasks import deliver_webhook
+
+        transaction.on_commit(lambda: [deliver_webhook.delay(pk) for pk in created])
+    if emails:
+        from incidents.tasks import send_notification_email
+
+        subject = text[:180]
+        body = f"{text}\n\n{incident_url(incident)}\n\n{incident.summary}".strip() + "\n"
+        recipients = sorted(emails)
+        transaction.on_commit(lambda: send_notification_email.delay(subject, body, recipients))
+
+
+def payload_for(endpoint: WebhookEndpoint, data: dict) -> dict:
+    if endpoint.format == WebhookFormat.SLACK:
+        # Slack's incoming webhooks (and Mattermost, Rocket.Chat) take {"text"} with <url|label> links.
+        incident = data["incident"]
+        return {"text": f"{_slack_escape(data['text'])} <{incident['url']}|Open {incident['reference']}>"}
+    return data
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # a redirect is reported as a failed attempt, not followed with the signed body
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def send(delivery: WebhookDelivery) -> tuple[int | None, str]:
+    """One signed POST. Returns (status code, error); error is "" on a 2xx answer."""
+    endpoint = delivery.endpoint
+    if not endpoint.url.lower().startswith(("http://", "https://")):
+        return None, f"Not an http(s) URL: {endpoint.url}"
+    body = delivery.body()
+    request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
+        endpoint.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "OpsPortal-Webhook/1",
+            "X-OpsPortal-Event": delivery.event,
+            "X-OpsPortal-Delivery": str(delivery.pk),
+            SIGNATURE_HEADER: endpoint.sign(body),
+        },
+    )
+    try:
+        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        detail = exc.read(300).decode("utf-8", "replace").strip()
+        return exc.code, f"HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return None, f"{type(exc).__name__}: {reason}"

@@ -1,0 +1,100 @@
+"""POST /api/integrations/{alertmanager|grafana}/{token}/: the webhook Alertmanager and Grafana call.
+
+The token in the URL is the credential (Alertmanager's webhook_configs cannot sign requests).
+The payload is validated and stored before the answer, and applied by a worker:
+
+- 202 stored and queued (also for a redelivery of a stored payload: nothing changes);
+- 400 malformed JSON or wrong shape, naming the field; 404 unknown token; 413 over 1 MiB;
+- 503 when the payload cannot be stored or queued, so Alertmanager retries.
+"""
+
+import logging
+
+from django.db import DatabaseError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from incidents.alerting import intake
+from incidents.alerting.payload import PayloadError, parse
+from incidents.choices import IntegrationKind
+from incidents.models import Integration
+
+logger = logging.getLogger(__name__)
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class AlertIntakeView(APIView):
+    authentication_classes = []  # the token in the URL authenticates; no session, so no CSRF
+    permission_classes = [AllowAny]
+    throttle_classes = []
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", OpenApiTypes.STR, OpenApiParameter.PATH, enum=IntegrationKind.values),
+            OpenApiParameter("token", OpenApiTypes.STR, OpenApiParameter.PATH, description="The integration's token."),
+        ],
+        request={"application/json": {"type": "object"}},
+        responses={
+            202: OpenApiResponse(description="Stored and queued."),
+            400: OpenApiResponse(description="Malformed JSON or wrong shape; `detail` names the field."),
+            404: OpenApiResponse(description="Unknown token."),
+            413: OpenApiResponse(description="Body over 1 MiB."),
+            503: OpenApiResponse(description="Could not be stored or queued; retry."),
+        },
+        summary="Alertmanager / Grafana webhook (payload version 4; Grafana's version 1)",
+    )
+    def post(self, request, kind: str, token: str):
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > MAX_BODY_BYTES:
+            return _too_large()
+        try:
+            integration = Integration.for_token(kind, token)
+        except DatabaseError:
+            logger.exception("alert intake: database unavailable")
+            return _unavailable("The database is unavailable.")
+        if integration is None:
+            return Response({"detail": "Unknown integration token."}, status=status.HTTP_404_NOT_FOUND)
+        body = request._request.read(MAX_BODY_BYTES + 1)  # the raw stream, capped: DRF's parsers never see it
+        if len(body) > MAX_BODY_BYTES:
+            return _too_large()
+        try:
+            raw, data = parse(body, integration.kind)
+        except PayloadError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            delivery, created = intake.store(integration, raw, data)
+        except intake.QueueUnavailable:
+            return _unavailable("The payload is stored but could not be queued.")
+        except DatabaseError:
+            logger.exception("alert intake: payload could not be stored")
+            return _unavailable("The payload could not be stored.")
+        return Response(
+            {
+                "status": "accepted" if created else "duplicate",
+                "delivery": delivery.pk,
+                "alerts": delivery.alert_count,
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+def _too_large() -> Response:
+    return Response(
+        {"detail": f"The body is larger than {MAX_BODY_BYTES} bytes; lower max_alerts in Alertmanager."},
+        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+
+
+def _unavailable(message: str) -> Response:
+    return Response(
+        {"detail": f"{message} Retry later."},
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "10"},
+    )

@@ -1,0 +1,92 @@
+"""The home page's numbers: open incidents by severity with their clocks, alerts firing now,
+and MTTA/MTTR over 7/30/90 days. Each section is one or two aggregate queries, whatever the
+number of incidents; each has its own partial under templates/incidents/partials/dashboard/."""
+
+from datetime import datetime, timedelta
+
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from incidents.choices import Severity
+from incidents.models import Alert, Incident
+from incidents.reviews import due_context
+
+WINDOWS = (7, 30, 90)
+OPEN_LIMIT = 50
+FIRING_LIMIT = 50
+
+
+def open_incidents(now: datetime) -> dict:
+    counts = dict(Incident.objects.open().values_list("severity").annotate(n=Count("id")).order_by())
+    incidents = list(
+        Incident.objects.open()
+        .select_related("sla", "commander")
+        .prefetch_related("services")
+        .order_by("severity", "detected_at")[:OPEN_LIMIT]
+    )
+    breached = sum(1 for i in incidents if _state(i, now) == "breached")
+    return {
+        "by_severity": [(s.value, s.priority, counts.get(s.value, 0)) for s in Severity],
+        "open_incidents": incidents,
+        "open_total": sum(counts.values()),
+        "breached_shown": breached,
+        "open_limit": OPEN_LIMIT,
+    }
+
+
+def _state(incident: Incident, now: datetime) -> str:
+    clock = getattr(incident, "sla", None)
+    if clock is None:
+        return "none"
+    state = clock.state(now)
+    states = {c["state"] for c in (state["ack"], state["resolve"]) if c}
+    return "breached" if "breached" in states else ("running" if "running" in states else "met")
+
+
+def firing_alerts() -> dict:
+    firing = Alert.objects.firing()
+    return {
+        "firing_alerts": list(firing.select_related("incident", "integration")[:FIRING_LIMIT]),
+        "firing_total": firing.count(),
+    }
+
+
+def response_times(now: datetime) -> list[dict]:
+    """MTTA (detection → a person's first response) and MTTR (detection → resolution) per window.
+
+    A person who moves an incident straight from triggered to investigating leaves no
+    acknowledged_at; their move is in sla.acknowledged_at. Incidents whose alerts resolved
+    before anyone responded have neither and are not in MTTA.
+    """
+    acknowledged = Coalesce("sla__acknowledged_at", "acknowledged_at")
+    to_ack = ExpressionWrapper(acknowledged - F("detected_at"), output_field=DurationField())
+    to_resolve = ExpressionWrapper(
+        Coalesce("resolved_at", "closed_at") - F("detected_at"), output_field=DurationField()
+    )
+    aggregates = {}
+    for days in WINDOWS:
+        since = Q(detected_at__gte=now - timedelta(days=days))
+        aggregates[f"mtta_{days}"] = Avg(
+            to_ack, filter=since & (Q(sla__acknowledged_at__isnull=False) | Q(acknowledged_at__isnull=False))
+        )
+        aggregates[f"mttr_{days}"] = Avg(
+            to_resolve, filter=since & (Q(resolved_at__isnull=False) | Q(closed_at__isnull=False))
+        )
+        aggregates[f"count_{days}"] = Count("id", filter=since)
+    values = Incident.objects.aggregate(**aggregates)
+    return [
+        {"days": d, "mtta": values[f"mtta_{d}"], "mttr": values[f"mttr_{d}"], "count": values[f"count_{d}"]}
+        for d in WINDOWS
+    ]
+
+
+def context() -> dict:
+    now = timezone.now()
+    return {
+        "now": now,
+        **open_incidents(now),
+        **firing_alerts(),
+        "response_times": response_times(now),
+        **due_context(now),
+    }

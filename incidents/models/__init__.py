@@ -1,0 +1,47 @@
+"""Models of the incidents app, one module per concept; import them from here."""
+
+from incidents.models.alerts import Alert, AlertDelivery, AlertGroup, Integration
+from incidents.models.escalation import EscalationContact, EscalationPolicy, SlaClock
+from incidents.models.incident import (
+    ROLE_FIELDS,
+    Incident,
+    IncidentQuerySet,
+    Service,
+    TimelineEvent,
+    TimelineEventQuerySet,
+    TimelineEventRevision,
+)
+from incidents.models.notifications import WebhookDelivery, WebhookEndpoint
+from incidents.models.review import (
+    ActionItem,
+    PostIncidentReview,
+    PublishIncomplete,
+    ReviewChange,
+    ReviewReopening,
+)
+from incidents.reports import ProblemReport
+
+__all__ = [
+    "ROLE_FIELDS",
+    "ActionItem",
+    "Alert",
+    "AlertDelivery",
+    "AlertGroup",
+    "EscalationContact",
+    "EscalationPolicy",
+    "Incident",
+    "IncidentQuerySet",
+    "Integration",
+    "PostIncidentReview",
+    "ProblemReport",
+    "PublishIncomplete",
+    "ReviewChange",
+    "ReviewReopening",
+    "Service",
+    "SlaClock",
+    "TimelineEvent",
+    "TimelineEventQuerySet",
+    "TimelineEventRevision",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+]

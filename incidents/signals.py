@@ -1,0 +1,12 @@
+"""What happened to an incident, for the parts of the portal that react to it (response
+clocks, notifications, later reviews). Sent inside the verb's transaction: receivers that
+write rows join it; receivers that talk to the outside world use transaction.on_commit."""
+
+from django.dispatch import Signal
+
+# incident, by, event (its first timeline entry)
+incident_declared = Signal()
+# incident (saved with the new status), previous, status, by, event (the status entry)
+incident_status_changed = Signal()
+# incident, changes: {field: new value}, by
+incident_details_changed = Signal()

@@ -1,0 +1,135 @@
+"""Celery tasks of the incidents app. Thin: they take primary keys and call verbs/services,
+which re-read and lock the rows and return early when the work is already done.
+
+Webhook retries are driven by `retry_webhook_deliveries`, a periodic sweep of due rows, rather
+than by countdown/eta tasks: an eta task of several hours sits in a worker's memory and, on
+Redis, comes back twice once the broker's visibility timeout (1 h) passes; a row with
+`next_retry_at` survives restarts, is visible in the admin and the portal, and can be redelivered
+by hand without racing a hidden queued retry.
+"""
+
+import logging
+from datetime import timedelta
+from smtplib import SMTPException
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import OperationalError
+from django.utils import timezone
+
+from incidents import metrics
+from incidents.alerting import intake, notify
+from incidents.choices import DeliveryState
+from incidents.models import AlertDelivery, PostIncidentReview, SlaClock, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+REQUEUE_AFTER = timedelta(minutes=5)
+SWEEP_BATCH = 500
+
+
+@shared_task(acks_late=True)
+def mark_overdue_reviews() -> int:
+    """Beat job: stamp each overdue review once, note it on the incident and e-mail its owner."""
+    now = timezone.now()
+    notified = 0
+    for review_id in (
+        PostIncidentReview.objects.overdue(now).filter(overdue_notified_at__isnull=True).values_list("pk", flat=True)
+    ):
+        review = PostIncidentReview.objects.select_related("incident", "owner").get(pk=review_id)
+        if not review.mark_overdue(now=now):
+            continue
+        notified += 1
+        notify.notify_review_overdue(
+            review.incident,
+            source_key=f"review:{review.pk}:overdue",
+            text=f"Post-incident review of {review.incident.reference} is overdue: {review.incident.title}",
+            extra={"review": {"id": review.pk, "due_at": review.due_at.isoformat()}},
+        )
+        owner = review.owner
+        if owner is not None and owner.email:
+            send_mail(
+                subject=f"[Ops Portal] Review of {review.incident.reference} is overdue",
+                message=(
+                    f"The post-incident review of {review.incident.reference} “{review.incident.title}” "
+                    f"was due {timezone.localtime(review.due_at):%Y-%m-%d %H:%M %Z}.\n\n"
+                    f"{settings.PORTAL_BASE_URL}/reviews/{review.pk}/\n"
+                ),
+                from_email=None,
+                recipient_list=[owner.email],
+                fail_silently=False,
+            )
+        else:
+            logger.warning("overdue review %s has no owner e-mail to notify", review.pk)
+    return notified
+
+
+# Deadlocks and serialisation failures are retried; the work is idempotent.
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=2, max_retries=5)
+def process_alert_delivery(delivery_id: int) -> None:
+    intake.apply_delivery(delivery_id)
+
+
+@shared_task
+def requeue_alert_deliveries() -> int:
+    """Queue again the stored deliveries whose queue message was lost (broker restart, 503 path)."""
+    now = timezone.now()
+    stale = list(
+        AlertDelivery.objects.filter(state=DeliveryState.PENDING, enqueued_at__lt=now - REQUEUE_AFTER).values_list(
+            "pk", flat=True
+        )[:SWEEP_BATCH]
+    )
+    AlertDelivery.objects.filter(pk__in=stale).update(enqueued_at=now)
+    for pk in stale:
+        process_alert_delivery.delay(pk)
+    return len(stale)
+
+
+@shared_task
+def prune_alert_deliveries() -> int:
+    """Drop applied payloads past ALERT_DELIVERY_RETENTION_DAYS; alerts and timelines stay."""
+    cutoff = timezone.now() - timedelta(days=settings.ALERT_DELIVERY_RETENTION_DAYS)
+    deleted, _ = AlertDelivery.objects.filter(state=DeliveryState.PROCESSED, received_at__lt=cutoff).delete()
+    return deleted
+
+
+@shared_task
+def run_escalations() -> dict:
+    """Escalate unacknowledged incidents and record SLA breaches that are due."""
+    now = timezone.now()
+    done = {"escalated": 0, "ack": 0, "resolve": 0}
+    for clock in SlaClock.objects.due_escalation(now)[:SWEEP_BATCH]:
+        done["escalated"] += clock.escalate(now)
+    for clock in SlaClock.objects.due_ack_breach(now)[:SWEEP_BATCH]:
+        done["ack"] += clock.record_breach("ack", now)
+    for clock in SlaClock.objects.due_resolve_breach(now)[:SWEEP_BATCH]:
+        done["resolve"] += clock.record_breach("resolve", now)
+    return done
+
+
+@shared_task
+def deliver_webhook(delivery_id: int) -> None:
+    delivery = WebhookDelivery.objects.filter(pk=delivery_id).first()
+    if delivery is None:
+        return
+    claimed = delivery.claim(timezone.now())
+    if claimed is None:
+        return  # delivered, given up, not due yet, or another worker is sending it
+    status_code, error = notify.send(claimed)
+    claimed.record_attempt(now=timezone.now(), status_code=status_code, error=error)
+    metrics.webhook_attempts_total.labels(result="failed" if error else "delivered").inc()
+    if error:
+        logger.warning("webhook delivery %s to %s failed: %s", claimed.pk, claimed.endpoint.url, error)
+
+
+@shared_task
+def retry_webhook_deliveries() -> int:
+    due = list(WebhookDelivery.objects.due(timezone.now()).values_list("pk", flat=True)[:SWEEP_BATCH])
+    for pk in due:
+        deliver_webhook.delay(pk)
+    return len(due)
+
+
+@shared_task(autoretry_for=(SMTPException, OSError), retry_backoff=30, max_retries=6)
+def send_notification_email(subject: str, body: str, recipients: list[str]) -> None:
+    send_mail(subject, body, None, recipients)

@@ -1,0 +1,94 @@
+"""Sign-in endpoints: the portal's login page and the API's token login, behind the same guards.
+
+1. The per-IP auth limiter (django-ratelimit, AUTH_RATE_LIMIT, all usernames together): one
+   address cannot spray passwords across many accounts. Answers 429 with Retry-After.
+2. The (username, client IP) lockout (django-axes with opsportal.lockout.LockoutHandler).
+"""
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth import authenticate, user_logged_in
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django_ratelimit.core import get_usage
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.authtoken.models import Token
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from opsportal import metrics
+from opsportal.client_ip import client_ip, ratelimit_key
+from opsportal.lockout import lockout_response, too_many_attempts
+
+logger = logging.getLogger("opsportal.auth")
+
+
+def auth_rate_limited(request: HttpRequest) -> int | None:
+    """Count this sign-in attempt against its client IP; seconds to wait when over AUTH_RATE_LIMIT."""
+    try:
+        usage = get_usage(
+            request, group="auth", key=ratelimit_key, rate=settings.AUTH_RATE_LIMIT, method=["POST"], increment=True
+        )
+    except Exception as exc:  # noqa: BLE001 - the cache is down: the DB lockout still holds, so fail open
+        metrics.rate_limiter_errors_total.labels(limiter="auth").inc()
+        logger.error("auth limiter unavailable, allowing the attempt: %s", type(exc).__name__)
+        return None
+    if usage is None or not usage["should_limit"]:
+        return None
+    metrics.auth_failures_total.labels(reason="rate_limited").inc()
+    logger.warning(
+        "sign-in refused by the per-IP limiter",
+        extra={"event": "auth.failure", "reason": "rate_limited", "client_ip": client_ip(request)},
+    )
+    return max(int(usage["time_left"]), 1)
+
+
+def _limited_message(wait: int) -> str:
+    return f"Too many sign-in attempts from your network. Wait {wait} seconds and try again."
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page (same URL, same `username`/`password` fields) behind the per-IP limiter."""
+
+    def post(self, request, *args, **kwargs):
+        wait = auth_rate_limited(request)
+        if wait is not None:
+            return too_many_attempts(request, message=_limited_message(wait), retry_after=wait)
+        return super().post(request, *args, **kwargs)
+
+
+class TokenLoginSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+
+
+class TokenLoginView(APIView):
+    """POST /api/auth/token/ {username, password} → {token}: for scripts; same lockout as the login page."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=TokenLoginSerializer,
+        responses={200: inline_serializer("TokenResponse", {"token": serializers.CharField()})},
+    )
+    def post(self, request) -> HttpResponse:
+        wait = auth_rate_limited(request._request)
+        if wait is not None:
+            return too_many_attempts(request._request, message=_limited_message(wait), retry_after=wait)
+        payload = TokenLoginSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        django_request = request._request
+        user = authenticate(django_request, **payload.validated_data)
+        if user is None:
+            if getattr(django_request, "axes_locked_out", False):
+                return lockout_response(django_request)
+            return Response(
+                {"detail": "Unable to sign in with the provided credentials."}, status=status.HTTP_400_BAD_REQUEST
+            )
+        user_logged_in.send(sender=type(user), request=django_request, user=user)
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
