@@ -1,7 +1,7 @@
 """Runbook runs through a real Celery worker on Redis, against raw Celery throughput.
 
     REDIS_URL=redis://127.0.0.1:6379/3 DATABASE_URL=postgres://postgres@127.0.0.1:5432/opsportal \
-    SECRET_KEY=x .venv/bin/python bench/runbook_runs.py [--runs 200] [--concurrency 2]
+    .venv/bin/python bench/runbook_runs.py [--runs 200] [--concurrency 2]
 
 Creates a scratch database (the test database name of DATABASE_URL, suffixed _bench), starts
 `celery worker` (prefork) as a subprocess, starts N runs of a 5-step runbook of fast automated
@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsportal.settings")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 
 import django  # noqa: E402
 
