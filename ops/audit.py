@@ -45,12 +45,12 @@ def perform(action: str, params: dict, *, by=None, via: str = "api", service=Non
     params = spec.validate(dict(params))
     masker = Masker()
     try:
-        check = spec.run(params, Target(service, masker), timeout)
+        check = spec.run(params, Target(service, masker, actor=by), timeout)
     except (ActionError, StepTimeout) as exc:
         message = masker(str(exc))
         record(action, params, ok=False, result={"error": message}, summary=message, by=by, via=via,
                service=service, incident=incident)  # fmt: skip
-        raise ActionError(message) from None
+        raise type(exc)(message) from None
     result = masker.data(check.as_json())
     record(action, params, ok=True, result=result, summary=masker(check.summary), by=by, via=via,
            service=service, incident=incident)  # fmt: skip

@@ -27,7 +27,9 @@ def execute(step_run) -> Outcome:
     """Runs the action of a claimed StepRun (its run and step loaded); never raises."""
     step = step_run.step
     masker = Masker()
-    target = Target(step.target_service or step_run.run.target, masker)
+    target = Target(
+        step.target_service or step_run.run.target, masker, actor=step_run.approved_by or step_run.run.started_by
+    )
     started = time.perf_counter()
     try:
         action = ACTIONS[step.action]

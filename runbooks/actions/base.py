@@ -63,9 +63,10 @@ class Action:
 class Target:
     """The service a step acts on; settings are resolved (env: references included) only when asked."""
 
-    def __init__(self, service, masker: Masker):
+    def __init__(self, service, masker: Masker, *, actor=None):
         self.service = service
         self.masker = masker
+        self.actor = actor  # who the action runs for (remediations record it on what they change)
 
     @property
     def name(self) -> str:

@@ -246,7 +246,7 @@ def _retry_run(params: dict, target: Target, timeout: float) -> CheckResult:
             CheckStatus.OK, f"Dry run: would requeue failed tasks {ids}.", data={"dry_run": True, "ids": ids}
         )
     try:
-        rows = FailedTask.requeue(ids)
+        rows = FailedTask.requeue(ids, by=target.actor)
     except Conflict as exc:
         raise ActionError(str(exc)) from None
     except DomainError as exc:
@@ -266,7 +266,7 @@ def _remove_run(params: dict, target: Target, timeout: float) -> CheckResult:
             CheckStatus.OK, f"Dry run: would remove failed tasks {ids}.", data={"dry_run": True, "ids": ids}
         )
     try:
-        rows = FailedTask.remove(ids)
+        rows = FailedTask.remove(ids, by=target.actor)
     except Conflict as exc:
         raise ActionError(str(exc)) from None
     except DomainError as exc:

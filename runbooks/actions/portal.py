@@ -13,7 +13,7 @@ def _validate_retention(params: dict) -> dict:
 def _retention(params: dict, target: Target, timeout: float) -> CheckResult:
     from ops import retention
 
-    record = retention.run(dry_run=params["dry_run"])
+    record = retention.run(dry_run=params["dry_run"], by=target.actor)
     parts = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in record.counts.items())
     verb = "Dry run: would remove" if record.dry_run else "Removed"
     summary = f"{verb} {parts} past {record.retention_days} days in {record.duration_ms:g} ms"
@@ -42,7 +42,7 @@ def _maintenance(params: dict, target: Target, timeout: float) -> CheckResult:
         return CheckResult(
             CheckStatus.OK, f"Dry run: maintenance is {current}; would turn it {state}.", data={"dry_run": True}
         )
-    _, changed = MaintenanceSwitch.set(params["enabled"], message=params["message"])
+    _, changed = MaintenanceSwitch.set(params["enabled"], by=target.actor, message=params["message"])
     summary = f"Maintenance mode turned {state}." if changed else f"Maintenance mode was already {state}."
     return CheckResult(CheckStatus.OK, summary, {}, summary, {"enabled": params["enabled"], "changed": changed})
 
