@@ -115,8 +115,14 @@ def stats(target: Target, queues: list[str], timeout: float) -> dict:
     app = _app(target)
     try:
         inspect = app.control.inspect(timeout=min(CONTROL_TIMEOUT, timeout))
-        active, reserved, scheduled = inspect.active(), inspect.reserved(), inspect.scheduled()
         consuming = inspect.active_queues() or {}
+        # Each broadcast waits its whole timeout for workers that may exist: with none, ask nothing more.
+        inspect = app.control.inspect(
+            timeout=min(CONTROL_TIMEOUT, timeout), destination=list(consuming), limit=len(consuming) or None
+        )
+        active, reserved, scheduled = (
+            (inspect.active(), inspect.reserved(), inspect.scheduled()) if consuming else (None, None, None)
+        )
         counts = {q: waiting(app, q) for q in queues}
     except (KombuOperationalError, OSError) as exc:
         raise _broker_error(exc) from None
