@@ -15,13 +15,14 @@ from django.template.loader import render_to_string
 logger = logging.getLogger(__name__)
 
 CACHE_KEY = "ops:maintenance"
+COPY_TTL = 60  # seconds: the row is re-read at least this often, so a stray copy cannot outlive it
 EXEMPT_PREFIXES = ("/health", "/ready", "/metrics", "/api/ops/", "/ops/", "/api/integrations/", "/static/")
 EXEMPT_PREFIXES_ADMIN = ("/admin/", "/accounts/")
 
 
 def remember(enabled: bool) -> None:
     try:
-        cache.set(CACHE_KEY, "on" if enabled else "off", timeout=None)
+        cache.set(CACHE_KEY, "on" if enabled else "off", timeout=COPY_TTL)
     except Exception as exc:  # noqa: BLE001 - the row is the truth; the next request reads it
         logger.warning("could not cache the maintenance switch: %s", exc)
 
