@@ -200,6 +200,16 @@ class ImportSerializer(serializers.Serializer):
     services = serializers.ListField(child=serializers.SlugField(), required=False)
     owner = serializers.CharField(max_length=120, allow_blank=True, default="")
 
+    def validate_file(self, upload):
+        limit = settings.RUNBOOK_IMPORT_MAX_BYTES
+        if upload.size > limit:
+            # Refused before it is read: an upload is streamed to disk, reading it would fill memory.
+            raise serializers.ValidationError(
+                f"{upload.name} is {upload.size / 1048576:.1f} MB; runbook documents may be at most "
+                f"{limit / 1048576:.1f} MB."
+            )
+        return upload
+
 
 class StepRunSerializer(serializers.ModelSerializer):
     completed_by = UserField(read_only=True)

@@ -154,6 +154,9 @@ def test_import_through_the_api_reports_what_was_recognised(api_for):
     assert body["document"] == "queue-cache-db-runbooks" and len(body["runbooks"]) == 37
     assert body["automated"] == {"http_check": 3, "redis_check": 13, "postgres_query": 10, "host_check": 5}
     assert body["dangerous"] == 15 and body["runbooks"][0]["status"] == "created"
+    huge = SimpleUploadedFile("huge.md", b"# Big\n" + b"x" * (5 * 1024 * 1024))
+    too_big = admin.post("/api/runbooks/import/", {"file": huge}, format="multipart")
+    assert too_big.status_code == 400 and "huge.md is 5.0 MB" in too_big.json()["file"][0]
     binary = SimpleUploadedFile("garbage.md", bytes(range(256)) * 50)
     refused = admin.post("/api/runbooks/import/", {"file": binary}, format="multipart")
     assert refused.status_code == 400 and "binary file" in refused.json()["detail"]

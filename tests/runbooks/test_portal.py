@@ -239,3 +239,24 @@ def test_list_page_queries_do_not_grow(as_user, django_assert_max_num_queries, t
     for n in range(20):
         make_runbook(f"B{n}", steps=[manual("x")], services=[target])
     assert count() == few
+
+
+def test_admin_pages_show_runbooks_versions_runs_and_documents(admin_client, seeded, responder):
+    target = ServiceFactory(slug="t", prometheus_url="http://p:9090", database_url="postgres://ro@db/app")
+    run = RunbookRun.start(seeded, by=responder, target=target)
+    version = seeded.current_version
+    for url in [
+        "/admin/runbooks/runbook/",
+        f"/admin/runbooks/runbook/{seeded.pk}/change/",
+        f"/admin/runbooks/runbookversion/{version.pk}/change/",
+        "/admin/runbooks/runbookrun/",
+        f"/admin/runbooks/runbookrun/{run.pk}/change/",
+        "/admin/runbooks/runbookdocument/",
+    ]:
+        assert admin_client.get(url).status_code == 200, url
+    response = admin_client.post(
+        "/admin/runbooks/runbookrun/", {"action": "cancel_runs", "_selected_action": [run.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    run.refresh_from_db()
+    assert run.cancel_requested_at is not None
