@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 OPSPORTAL_PORT ?= 8000
 export HOST OPSPORTAL_PORT
 
-.PHONY: run test install install-dev lint format bench bench-alerts clean
+.PHONY: run test install install-dev lint format bench bench-alerts bench-runbooks clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Ops Portal needs Python 3.11 or newer")'
@@ -57,6 +57,10 @@ bench: $(VENV)/.installed-dev
 # Needs DATABASE_URL (PostgreSQL) and REDIS_URL: the intake under gunicorn with a Celery worker.
 bench-alerts: $(VENV)/.installed-dev
 	$(BIN)/python bench/alert_intake.py
+
+# Needs REDIS_URL (and DATABASE_URL for PostgreSQL): runbook runs through a real worker.
+bench-runbooks: $(VENV)/.installed-dev
+	$(BIN)/python bench/runbook_runs.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -10,6 +10,16 @@ class ServiceAdmin(admin.ModelAdmin):
     list_filter = ["public", "owner_team"]
     search_fields = ["name", "slug", "description", "owner_team"]
     prepopulated_fields = {"slug": ["name"]}
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "description", "owner_team", "public"]}),
+        (
+            "Connection settings for runbook steps",
+            {
+                "fields": ["base_url", "database_url", "redis_url", "broker_url", "prometheus_url"],
+                "description": "A URL without a password, or env:NAME to read it from the workers' environment.",
+            },
+        ),
+    ]
 
 
 class TimelineEventInline(admin.TabularInline):

@@ -107,6 +107,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # Tests use a file, not memory, so Celery workers in other threads or processes share it.
+    _db["TEST"] = {"NAME": str(VAR_DIR / "test-opsportal.sqlite3")}
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -143,6 +145,7 @@ if not CELERY_BROKER_URL:
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),  # not ./control in the working directory
         "store_processed": False,
+        "polling_interval": 0.2,  # a directory scan is cheap; runbook steps should not wait a second each
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
@@ -163,7 +166,21 @@ CELERY_BEAT_SCHEDULE = {
     "retry-webhook-deliveries": {"task": "incidents.tasks.retry_webhook_deliveries", "schedule": 30.0},
     "requeue-alert-deliveries": {"task": "incidents.tasks.requeue_alert_deliveries", "schedule": 120.0},
     "prune-alert-deliveries": {"task": "incidents.tasks.prune_alert_deliveries", "schedule": 3600.0},
+    # Steps whose worker died or that no worker took (runbooks/tasks.py).
+    "runbooks-reap-stuck-steps": {"task": "runbooks.reap_stuck_steps", "schedule": 60.0},
 }
+# Runbook steps get their own queue, so they never wait behind other work and can be served by
+# workers placed next to the services they check (Procfile: -Q celery,runbooks).
+CELERY_TASK_ROUTES = {"runbooks.*": {"queue": "runbooks"}}
+
+# --- Runbooks (README "Configuration > Runbooks") ---------------------------------------------
+RUNBOOK_STEP_TIMEOUT = env_int("RUNBOOK_STEP_TIMEOUT", 30, minimum=1)  # seconds, per step unless it says otherwise
+RUNBOOK_STEP_TIMEOUT_MAX = 600
+RUNBOOK_STEP_RETRIES = env_int("RUNBOOK_STEP_RETRIES", 2, minimum=0)  # extra attempts after a connection error
+RUNBOOK_STEP_RETRY_BACKOFF = env_int("RUNBOOK_STEP_RETRY_BACKOFF", 2, minimum=0)  # seconds, doubled per attempt
+RUNBOOK_STEP_QUEUE_TIMEOUT = env_int("RUNBOOK_STEP_QUEUE_TIMEOUT", 600, minimum=10)  # no worker took it: timed out
+RUNBOOK_STEP_OUTPUT_LIMIT = env_int("RUNBOOK_STEP_OUTPUT_LIMIT", 65_536, minimum=1024)  # characters kept per step
+RUNBOOK_IMPORT_MAX_BYTES = env_int("RUNBOOK_IMPORT_MAX_BYTES", 1_048_576, minimum=1024)
 
 # --- Auth and roles --------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -213,10 +230,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",  # not the CDN: the portal works offline and the CSP allows only 'self'
     "COMPONENT_SPLIT_REQUEST": True,
-    # Two choice sets share the field name "kind": name both, so the schema (and check --deploy) is clean.
+    # Several choice sets share the field name "kind": name each, so the schema (and check --deploy) is clean.
     "ENUM_NAME_OVERRIDES": {
         "EventKindEnum": "incidents.choices.EventKind",
         "ManualEventKindEnum": "incidents.choices.MANUAL_EVENT_KINDS",
+        "SectionKindEnum": "runbooks.choices.SectionKind",
+        "StepKindEnum": "runbooks.choices.StepKind",
     },
 }
 

@@ -9,6 +9,7 @@ from opsportal import auth, health, metrics
 
 api_patterns = [
     path("", include("incidents.api.urls")),
+    path("", include("runbooks.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file, so the CSP needs no inline scripts.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
@@ -28,6 +29,7 @@ urlpatterns = [
     path("incidents/", include("incidents.urls")),
     path("ops/", include("incidents.ops_urls")),
     path("reviews/", include("incidents.review_urls")),
+    path("runbooks/", include("runbooks.urls")),
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),
 ]

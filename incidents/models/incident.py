@@ -19,6 +19,7 @@ from incidents.choices import (
 )
 from incidents.models.review import PostIncidentReview
 from opsportal import metrics
+from opsportal.connections import ConnectionSettingValidator
 from opsportal.errors import DomainError, InvalidTransition, StaleVersion
 from opsportal.markdown import render_markdown
 
@@ -31,6 +32,26 @@ class Service(models.Model):
     description = models.TextField(blank=True)
     owner_team = models.CharField(max_length=120, blank=True)
     public = models.BooleanField(default=False, help_text="Shown on the public status page.")
+
+    # Where runbook steps connect. A URL without a password, or env:NAME read by the worker at run time.
+    base_url = models.CharField(
+        "base URL", max_length=500, blank=True, validators=[ConnectionSettingValidator(("http", "https"))]
+    )
+    database_url = models.CharField(
+        "database URL", max_length=500, blank=True, validators=[ConnectionSettingValidator(("postgres", "postgresql"))]
+    )
+    redis_url = models.CharField(
+        "Redis URL", max_length=500, blank=True, validators=[ConnectionSettingValidator(("redis", "rediss", "unix"))]
+    )
+    broker_url = models.CharField(
+        "broker URL",
+        max_length=500,
+        blank=True,
+        validators=[ConnectionSettingValidator(("redis", "rediss", "amqp", "amqps"))],
+    )
+    prometheus_url = models.CharField(
+        "Prometheus URL", max_length=500, blank=True, validators=[ConnectionSettingValidator(("http", "https"))]
+    )
 
     class Meta:
         ordering = ["name"]

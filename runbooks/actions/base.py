@@ -1,0 +1,124 @@
+"""What every action shares: its result, its errors, the target it runs against, small helpers."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from opsportal.connections import ConnectionSettingError, Masker, resolve
+from runbooks.choices import CheckStatus, Safety
+
+SETTING_LABELS = {
+    "base_url": "base URL",
+    "database_url": "database URL",
+    "redis_url": "Redis URL",
+    "broker_url": "broker URL",
+    "prometheus_url": "Prometheus URL",
+}
+
+
+class ParamsError(ValueError):
+    """The parameters of a step are not acceptable (raised when a runbook is stored)."""
+
+
+class ActionError(Exception):
+    """The step cannot succeed as configured; retrying will not help."""
+
+
+class TransientError(ActionError):
+    """A connection problem that may pass: the step is retried with backoff."""
+
+
+class StepTimeout(ActionError):
+    """The action did not finish within the step's time limit."""
+
+
+@dataclass
+class CheckResult:
+    status: str
+    summary: str
+    figures: dict = field(default_factory=dict)
+    output: str = ""
+    data: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return {"status": self.status, "summary": self.summary, "figures": self.figures, **self.data}
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    label: str
+    run: Callable[[dict, "Target", float], CheckResult]
+    validate: Callable[[dict], dict]
+    # The service setting a step with these params connects to (None: it needs no target).
+    needs: Callable[[dict], str | None]
+    describe: Callable[[dict], str]
+    safety: str = Safety.READ_ONLY
+
+
+class Target:
+    """The service a step acts on; settings are resolved (env: references included) only when asked."""
+
+    def __init__(self, service, masker: Masker):
+        self.service = service
+        self.masker = masker
+
+    @property
+    def name(self) -> str:
+        return self.service.slug if self.service is not None else "no target"
+
+    def setting(self, name: str) -> str:
+        label = SETTING_LABELS[name]
+        if self.service is None:
+            raise ActionError(f"This step needs a target service with a {label}; start the run with a target.")
+        try:
+            return resolve(
+                getattr(self.service, name), masker=self.masker, label=f"Service {self.service.slug}: {label}"
+            )
+        except ConnectionSettingError as exc:
+            raise ActionError(str(exc)) from None
+
+
+def threshold_status(value: float, warn: float | None, critical: float | None, *, higher_is_worse: bool = True) -> str:
+    def beyond(limit):
+        return limit is not None and (value >= limit if higher_is_worse else value < limit)
+
+    if beyond(critical):
+        return CheckStatus.CRITICAL
+    if beyond(warn):
+        return CheckStatus.WARNING
+    return CheckStatus.OK
+
+
+def worst(*statuses: str) -> str:
+    order = [CheckStatus.OK, CheckStatus.WARNING, CheckStatus.CRITICAL]
+    return max(statuses, key=order.index, default=CheckStatus.OK)
+
+
+def number(params: dict, key: str, default: float | None, *, minimum: float = 0, maximum: float | None = None):
+    value = params.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ParamsError(f"{key} must be a number.")
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ParamsError(f"{key} must be {bounds}.")
+    return value
+
+
+def only(params: dict, allowed: set[str]) -> None:
+    unknown = set(params) - allowed
+    if unknown:
+        raise ParamsError(f"unknown parameters: {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}.")
+
+
+def table(columns: list[str], rows: list[list], *, limit: int = 200) -> str:
+    """Rows as aligned text, the way psql prints them."""
+    shown = [[("" if v is None else str(v)).replace("\n", " ")[:200] for v in row] for row in rows[:limit]]
+    widths = [max([len(c), *(len(r[i]) for r in shown)]) for i, c in enumerate(columns)]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("-+-".join("-" * w for w in widths))
+    lines += [" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in shown]
+    shown_note = f", first {limit} shown" if len(rows) > limit else ""
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''}{shown_note})")
+    return "\n".join(lines)

@@ -1,0 +1,26 @@
+"""The first look: when an alert opens an incident, the read-only automated steps of the runbook
+answering that alert start at once, so the diagnostics are on the timeline when a responder
+arrives. Nothing that changes state ever starts this way."""
+
+import logging
+
+from incidents.choices import EventKind
+from incidents.models import TimelineEvent
+from opsportal.errors import DomainError
+from runbooks.models import Runbook, RunbookRun
+
+logger = logging.getLogger(__name__)
+
+
+def start_first_look(incident, alertname: str) -> RunbookRun | None:
+    runbook = Runbook.objects.answering(alertname).order_by("-updated_at").first() if alertname else None
+    if runbook is None:
+        logger.info("first look for %s: no runbook answers alert %s", incident.reference, alertname or "(unnamed)")
+        return None
+    try:
+        return RunbookRun.start(runbook, by=None, incident=incident, first_look=alertname)
+    except DomainError as exc:
+        TimelineEvent.record(
+            incident, kind=EventKind.RUNBOOK, body=f"First look for alert `{alertname}` did not start: {exc}"
+        )
+        return None

@@ -1,0 +1,544 @@
+"""Recognising commands in code blocks: which become automated steps, which are dangerous.
+
+A code block is cut into units (a command with the comment that names it). A unit is
+*recognised* when it maps onto an action (`curl .../health` -> http_check, read-only SQL ->
+postgres_query, ...). Independently, every command is classified: destructive ones (FLUSHALL,
+DEL, pg_terminate_backend, DELETE/UPDATE/DROP/TRUNCATE/REINDEX/VACUUM FULL, kill, restarts, rm,
+find -delete, ...) are `dangerous`; ones that change state are `change`; the rest `read_only`.
+Regular expressions here only ever look at the text of one command, never at markdown structure.
+"""
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import sqlparse
+
+from runbooks.actions.postgres import UnsafeSQL, check_read_only
+from runbooks.choices import Safety, strictest
+
+SHELL_LANGS = {"bash", "sh", "shell", "console", "zsh", "shell-session", "terminal", "shellsession"}
+SQL_LANGS = {"sql", "postgresql", "postgres", "psql", "pgsql", "plpgsql"}
+PROMQL_LANGS = {"promql", "prometheus"}
+EXECUTABLES = {
+    "curl", "wget", "psql", "pg_dump", "pg_restore", "redis-cli", "df", "free", "kill", "pkill", "killall", "rm",
+    "find", "systemctl", "service", "docker", "docker-compose", "kubectl", "pm2", "npm", "npx", "yarn", "node",
+    "git", "grep", "tail", "head", "cat", "less", "jq", "journalctl", "sudo", "ps", "top", "htop", "ping",
+    "traceroute", "celery", "python", "python3", "ls", "du", "uptime", "vmstat", "iostat", "netstat", "ss",
+    "dig", "nslookup", "mysql", "mongo", "tar", "gzip", "helm", "aws", "gcloud", "az", "echo", "export",
+}  # fmt: skip
+REDIS_COMMANDS = {
+    "PING", "INFO", "DBSIZE", "TTL", "PTTL", "KEYS", "SCAN", "GET", "MGET", "HGETALL", "TYPE", "EXISTS",
+    "MONITOR", "FLUSHALL", "FLUSHDB", "DEL", "UNLINK", "SET", "EXPIRE", "CONFIG", "CLIENT", "SLOWLOG",
+    "MEMORY", "LLEN", "HGET", "SMEMBERS", "ZRANGE", "LRANGE", "STRLEN", "SHUTDOWN", "DEBUG", "SAVE", "BGSAVE",
+}  # fmt: skip
+_REDIS_DANGEROUS = {
+    "FLUSHALL", "FLUSHDB", "DEL", "UNLINK", "SHUTDOWN", "DEBUG", "REPLICAOF", "SLAVEOF", "FAILOVER", "MIGRATE",
+    "SWAPDB", "RENAME", "RESTORE",
+}  # fmt: skip
+_REDIS_CHANGE = {
+    "SET", "SETEX", "SETNX", "MSET", "EXPIRE", "PEXPIRE", "PERSIST", "HSET", "HDEL", "LPUSH", "RPUSH", "LPOP",
+    "RPOP", "INCR", "DECR", "SADD", "SREM", "ZADD", "ZREM", "PUBLISH", "CONFIG", "CLIENT", "SAVE", "BGSAVE",
+    "BGREWRITEAOF", "SCRIPT", "FUNCTION",
+}  # fmt: skip
+_DANGEROUS_SUBCOMMANDS = {"CONFIG": {"SET", "REWRITE", "RESETSTAT"}, "CLIENT": {"KILL"}, "SCRIPT": {"FLUSH"}}
+
+_DANGEROUS_COMMAND = [
+    (re.compile(r"\b(FLUSHALL|FLUSHDB)\b", re.I), "deletes every key"),
+    (re.compile(r"redis-cli\b.*\b(DEL|UNLINK)\b"), "deletes keys"),
+    (re.compile(r"\bpg_(terminate|cancel)_backend\b", re.I), "ends other database sessions"),
+    (
+        re.compile(r"\bDELETE\s+FROM\b|\bUPDATE\s+\S+\s+SET\b|\bTRUNCATE\b|\bREINDEX\b|\bVACUUM\s+FULL\b", re.I),
+        "changes or locks data",
+    ),
+    (
+        re.compile(r"\bDROP\s+(TABLE|INDEX|DATABASE|SCHEMA|VIEW|USER|ROLE|EXTENSION|MATERIALIZED)\b", re.I),
+        "drops objects",
+    ),
+    (re.compile(r"(^|[\s;|&(`$])(sudo\s+)?(kill|pkill|killall)\b"), "kills processes"),
+    (re.compile(r"(^|[\s;|&])(sudo\s+)?rm\s"), "deletes files"),
+    (re.compile(r"\bfind\b.*(\s-delete\b|-exec\s+rm\b)"), "deletes files"),
+    (re.compile(r"\b(restart|reboot|shutdown|reload)\b", re.I), "restarts a service"),
+    (re.compile(r"\b(systemctl|service)\b.*\bstop\b|\bpm2\s+(stop|delete|kill)\b"), "stops a service"),
+    (re.compile(r"\bdocker(-compose|\s+compose)?\b.*\s(down|rm|kill|stop)\b"), "stops containers"),
+    (re.compile(r"\bkubectl\b.*\b(delete|drain)\b"), "removes cluster resources"),
+    # `psql $DATABASE_URL < backup.sql` restores a dump; `psql <DATABASE_URL>` is only a placeholder.
+    (re.compile(r"\bpsql\b[^|]*\s<(?![A-Za-z_]+>)\s*\S+"), "replays a SQL file into the database"),
+    (re.compile(r"(-X|--request)\s*DELETE\b|^DELETE\s+/", re.I), "sends an HTTP DELETE"),
+    (re.compile(r"\bmkfs\b|\bdd\s+if="), "overwrites a disk"),
+]
+_CHANGE_COMMAND = re.compile(
+    r"(-X|--request)\s*(POST|PUT|PATCH)\b|\bcurl\b.*\s(-d|--data\S*)\s|^(POST|PUT|PATCH)\s+/|\bpg_dump\b|\bpg_restore\b"
+    r"|\b(npm|yarn|pnpm)\s+(install|ci|run\s+\S+)|\bnpx\b|\bgit\s+(pull|checkout|reset|merge|push)\b"
+    r"|\bdocker(-compose|\s+compose)?\b.*\s(up|pull|build|exec|restart)\b|\bkubectl\s+(apply|scale|rollout|patch|edit)\b"
+    r"|\b(migrate|deploy|scale)\b|\bVACUUM\b|\bANALY[SZ]E\b|\bpm2\s+start\b",
+    re.I,
+)
+_DANGEROUS_CODE = re.compile(
+    r"\.(delete|remove|destroy|drop|truncate|flushall|flushdb|obliterate|update)\s*\(|\bDELETE\s+FROM\b|\bDROP\s+TABLE\b",
+    re.I,
+)
+_CHANGE_CODE = re.compile(
+    r"\.(save|create|set|retry|pause\w*|resume\w*|clean\w*|add|bulk_create|register\w*|enqueue|publish)\s*\(",
+    re.I,
+)
+_DANGEROUS_PROSE = re.compile(
+    r"\b(restart\w*|reboot\w*|kill\w*|delet\w*|drop|dropping|truncat\w*|flush\w*|wipe|purg\w*|terminat\w*)\b", re.I
+)
+_CHANGE_PROSE = re.compile(
+    r"\b(roll(ing)?[ -]?back|rollback|redeploy\w*|deploy\w*|scal(e|ing)|increase|decrease|reduce|tighten|adjust"
+    r"|enable|disable|pause|resume|requeue|retry|restor\w*|rotat\w*|updat\w*|upgrad\w*|apply|patch|hotfix"
+    r"|invalidat\w*|clear\w*|remov\w*|add|migrat\w*|tune|halt|stop|vacuum|analy[sz]e|clean\w*|warm|quarantine"
+    r"|mark|fix|correct\w*|bump|re-?run|re-?enable)\b",
+    re.I,
+)
+# `$API_URL/health` or `<BASE_URL>/health`: the host is the target's base URL.
+_PLACEHOLDER_URL = re.compile(r"^(\$\{?\w+\}?|<[\w-]+>)(/\S*)$")
+_HEALTH_PATH = re.compile(r"/(health|healthz|ready|readyz|livez|live)/?$", re.I)
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1", "host", "example.com"}  # noqa: S104 - matched, not bound
+
+
+@dataclass
+class Recognised:
+    action: str = ""
+    params: dict = field(default_factory=dict)
+    safety: str = Safety.READ_ONLY
+    reason: str = ""
+
+
+@dataclass
+class Unit:
+    command: str
+    title: str = ""
+    notes: list[str] = field(default_factory=list)
+    expected: str = ""
+    numbered: bool = False
+    recognised: Recognised = field(default_factory=Recognised)
+
+
+def language(info: str, content: str) -> str:
+    """shell, sql, promql, code (another language) or text (output, prose)."""
+    lang = (info or "").strip().split(" ")[0].lower()
+    if lang in SHELL_LANGS:
+        return "shell"
+    if lang in SQL_LANGS:
+        return "sql"
+    if lang in PROMQL_LANGS:
+        return "promql"
+    if lang:
+        return "code"
+    first = next((ln.strip() for ln in content.splitlines() if ln.strip() and not ln.strip().startswith("#")), "")
+    word = first.split(" ")[0]
+    if word in EXECUTABLES or word.startswith("./"):
+        return "shell"
+    if re.match(r"(?i)(select|with|explain|show)\s", first):
+        return "sql"
+    return "text"
+
+
+def looks_like_command(text: str) -> bool:
+    text = text.strip()
+    word = text.split(" ")[0] if text else ""
+    return (word in EXECUTABLES and " " in text) or bool(re.match(r"^(GET|POST|PUT|PATCH|DELETE)\s+/", text))
+
+
+# --- classification ------------------------------------------------------------------------
+
+
+def classify_command(command: str) -> tuple[str, str]:
+    for pattern, reason in _DANGEROUS_COMMAND:
+        if pattern.search(command):
+            return Safety.DANGEROUS, reason
+    if _CHANGE_COMMAND.search(command):
+        return Safety.CHANGE, "changes state"
+    return Safety.READ_ONLY, ""
+
+
+def classify_prose(text: str) -> str:
+    if _DANGEROUS_PROSE.search(text):
+        return Safety.DANGEROUS
+    if _CHANGE_PROSE.search(text):
+        return Safety.CHANGE
+    return Safety.READ_ONLY
+
+
+def classify_code(code: str) -> str:
+    if _DANGEROUS_CODE.search(code) or classify_command(code)[0] == Safety.DANGEROUS:
+        return Safety.DANGEROUS
+    if _CHANGE_CODE.search(code):
+        return Safety.CHANGE
+    return Safety.READ_ONLY
+
+
+def classify_sql(sql: str) -> str:
+    try:
+        check_read_only(sql)
+    except UnsafeSQL:
+        safety, _ = classify_command(sql)
+        if safety == Safety.DANGEROUS or re.search(
+            r"\b(ALTER|CREATE|GRANT|REVOKE|CLUSTER|LOCK|INSERT|COPY)\b", sql, re.I
+        ):
+            return Safety.DANGEROUS
+        return Safety.CHANGE
+    return Safety.READ_ONLY
+
+
+# --- recognition ---------------------------------------------------------------------------
+
+
+def postgres_params(sql: str) -> dict:
+    """A vetted built-in check when the SQL is one of the well-known diagnostics, else the SQL itself."""
+    flat = " ".join(sql.lower().split()).rstrip(";")
+    limit = re.search(r"\blimit (\d+)$", flat)
+    limited = {"limit": min(int(limit[1]), 200)} if limit else {}
+    if flat == "select 1":
+        return {"check": "select_1"}
+    if "pg_stat_statements" in flat:
+        mean = re.search(r"mean_(?:exec_)?time\s*>=?\s*(\d+)", flat)
+        return {"check": "slow_queries", **({"min_mean_ms": int(mean[1])} if mean else {}), **limited}
+    if "pg_stat_activity" in flat and re.search(r"group by state\b", flat):
+        return {"check": "connections_by_state"}
+    if "pg_stat_activity" in flat and "query_start" in flat and "order by" in flat:
+        return {"check": "long_running_queries", **limited}
+    if "pg_total_relation_size" in flat:
+        return {"check": "table_sizes", **limited}
+    if "pg_stat_user_indexes" in flat and "idx_scan" in flat:
+        return {"check": "unused_indexes", **limited}
+    return {"sql": check_read_only(sql)}
+
+
+def recognise_sql(sql: str) -> Recognised:
+    try:
+        params = postgres_params(sql)
+    except UnsafeSQL as exc:
+        return Recognised(safety=classify_sql(sql), reason=str(exc))
+    return Recognised(action="postgres_query", params=params)
+
+
+def _segments(tokens: list[str]) -> list[list[str]]:
+    segments, current = [], []
+    for token in tokens:
+        if token in {"|", "&&", "||", ";"}:
+            segments.append(current)
+            current = []
+        else:
+            current.append(token)
+    segments.append(current)
+    return [s for s in segments if s]
+
+
+def _curl(args: list[str]) -> Recognised | None:
+    method, url = "GET", None
+    for n, arg in enumerate(args[1:], start=1):
+        if arg in {"-X", "--request"} and n + 1 < len(args):
+            method = args[n + 1].upper()
+        elif arg in {"-I", "--head"}:
+            method = "HEAD"
+        elif arg.startswith(("-d", "--data")) and method == "GET":
+            method = "POST"
+        elif url is None and ("://" in arg or _PLACEHOLDER_URL.match(arg)):
+            url = arg
+    if url is None or method not in {"GET", "HEAD"}:
+        return None
+    placeholder = _PLACEHOLDER_URL.match(url)
+    if placeholder:
+        return (
+            Recognised("http_check", {"path": placeholder[2], "method": method})
+            if _HEALTH_PATH.search(placeholder[2])
+            else None
+        )
+    parts = urlsplit(url)
+    if not _HEALTH_PATH.search(parts.path):
+        return None
+    host = parts.hostname or ""
+    if host in _LOCAL_HOSTS or "$" in url or "<" in url:
+        # The author's own machine or a placeholder: the path runs against the target's base URL.
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        return Recognised("http_check", {"path": path, "method": method})
+    return Recognised("http_check", {"url": f"{parts.scheme}://{parts.netloc}{parts.path}", "method": method})
+
+
+def _psql(command: str, args: list[str]) -> Recognised | None:
+    sql = None
+    for n, arg in enumerate(args):
+        if arg in {"-c", "--command"} and n + 1 < len(args):
+            sql = args[n + 1]
+        elif arg.startswith("--command="):
+            sql = arg.split("=", 1)[1]
+    return recognise_sql(sql) if sql else None
+
+
+def _redis(args: list[str]) -> Recognised | None:
+    params, words, n = {}, [], 1
+    while n < len(args):
+        arg = args[n]
+        if arg in {"-h", "-p", "-a", "-u", "--user", "--pass"}:
+            n += 2
+            continue
+        if arg == "-n" and n + 1 < len(args) and args[n + 1].isdigit():
+            params["db"] = int(args[n + 1])
+            n += 2
+            continue
+        if arg.startswith("-"):
+            n += 1
+            continue
+        words = args[n:]
+        break
+    if not words:
+        return None
+    command = words[0].upper()
+    sub = words[1].upper() if len(words) > 1 else ""
+    if command in _REDIS_DANGEROUS or sub in _DANGEROUS_SUBCOMMANDS.get(command, set()):
+        return Recognised(safety=Safety.DANGEROUS, reason=f"Redis {command} changes or deletes data")
+    if command in _REDIS_CHANGE:
+        return Recognised(safety=Safety.CHANGE, reason=f"Redis {command} writes")
+    if command == "PING":
+        return Recognised("redis_check", {"check": "ping", **params})
+    if command == "INFO":
+        check = {"memory": "info_memory", "stats": "hit_rate"}.get(sub.lower(), "info")
+        return Recognised("redis_check", {"check": check, **params})
+    if command == "DBSIZE":
+        return Recognised("redis_check", {"check": "dbsize", **params})
+    if command in {"TTL", "PTTL"} and len(words) > 1:
+        return Recognised("redis_check", {"check": "ttl", "key": words[1], **params})
+    if command == "KEYS" and len(words) > 1:
+        # KEYS blocks the server on a big keyspace; the check counts with SCAN instead.
+        return Recognised("redis_check", {"check": "count_keys", "pattern": words[1], **params})
+    return None
+
+
+def recognise_shell(command: str) -> Recognised:
+    """Maps one shell command (pipelines included) to an action and a safety class."""
+    text = re.sub(r"^\$\s+", "", command.strip())
+    safety, reason = classify_command(text)
+    if safety == Safety.DANGEROUS:
+        return Recognised(safety=safety, reason=reason)
+    try:
+        tokens = shlex.split(text, comments=True)
+    except ValueError:
+        return Recognised(safety=safety, reason=reason)
+    segments = _segments(tokens)
+    if not segments:
+        return Recognised(safety=safety, reason=reason)
+    first = segments[0][1:] if segments[0][0] == "sudo" and len(segments[0]) > 1 else segments[0]
+    program = first[0].rsplit("/", 1)[-1]
+    recognised = None
+    if program == "curl":
+        recognised = _curl(first)
+    elif program == "psql":
+        recognised = _psql(text, first)
+    elif program == "redis-cli":
+        recognised = _redis(first)
+    elif program == "df" and len(segments) == 1:
+        paths = [a for a in first[1:] if a.startswith("/")]
+        recognised = Recognised("host_check", {"check": "disk", **({"paths": paths} if paths else {})})
+    elif program == "free" and len(segments) == 1:
+        recognised = Recognised("host_check", {"check": "memory"})
+    if recognised is None:
+        return Recognised(safety=safety, reason=reason)
+    if not recognised.action:
+        return recognised
+    return recognised if safety == Safety.READ_ONLY else Recognised(safety=safety, reason=reason)
+
+
+def recognise_inline(text: str) -> Recognised:
+    """An inline `code` span used as a command in a list item."""
+    if re.match(r"^(GET|HEAD)\s+/", text):
+        return Recognised()
+    if re.match(r"^(POST|PUT|PATCH|DELETE)\s+/", text):
+        safety, reason = classify_command(text)
+        return Recognised(safety=safety, reason=reason)
+    return recognise_shell(text)
+
+
+# --- splitting blocks into units -----------------------------------------------------------
+
+_NUMBERED = re.compile(r"^\d+[.)]\s+")
+_EXPECTED = re.compile(r"^expected\s*(?:output|result)?\s*:\s*(.+)$", re.I)
+
+
+def _comment_text(line: str, marker: str) -> str:
+    return line.strip()[len(marker) :].strip()
+
+
+def _title(comments: list[str]) -> tuple[str, list[str], bool]:
+    if not comments:
+        return "", [], False
+    first = comments[0]
+    numbered = bool(_NUMBERED.match(first))
+    return _NUMBERED.sub("", first), comments[1:], numbered
+
+
+def _logical_lines(content: str) -> list[tuple[str, str]]:
+    """(joined, original) per command: backslash continuations and `| jq` / `&& ...` lines are joined
+    for recognition, while the step keeps the lines as written."""
+    lines: list[tuple[str, str]] = []
+    continued = False
+    for raw in content.splitlines():
+        stripped = raw.strip()
+        continues_pipe = stripped[:1] == "|" or stripped[:2] == "&&"
+        if lines and (continued or (continues_pipe and lines[-1][0].strip())):
+            joined, original = lines[-1]
+            lines[-1] = (joined.rstrip().rstrip("\\").rstrip() + " " + stripped, f"{original}\n{raw.rstrip()}")
+        else:
+            lines.append((raw, raw.strip()))
+        continued = stripped.endswith("\\")
+    return lines
+
+
+def _new_group(groups: list[dict], prelude: list[str]) -> dict:
+    group = {"comments": [], "commands": [], "expected": "", "prelude": list(prelude)}
+    prelude.clear()
+    groups.append(group)
+    return group
+
+
+def shell_units(content: str) -> list[Unit]:
+    groups: list[dict] = []
+    current: dict | None = None
+    interactive_redis = False
+    prelude: list[str] = []
+    for line, original in _logical_lines(content):
+        stripped = line.strip()
+        if not stripped:
+            current = None
+            continue
+        if stripped.startswith("#"):
+            text = _comment_text(stripped, "#")
+            if current and current["commands"]:
+                expected = _EXPECTED.match(text)
+                if expected:
+                    current["expected"] = expected[1].strip()
+                    continue
+                if re.match(r"(?i)^(example|e\.g\.)\b", text):
+                    current["comments"].append(text)
+                    continue
+                current = None
+            if current is None:
+                current = _new_group(groups, prelude)
+            current["comments"].append(text)
+            continue
+        words = stripped.split()
+        if words[0] == "redis-cli" and all(w.startswith("-") or w.isdigit() for w in words[1:]) and len(words) < 6:
+            # An interactive session: the Redis commands that follow run in it.
+            interactive_redis = True
+            if current is not None and not current["commands"]:
+                groups.remove(current)
+                prelude += current["comments"]
+            prelude.append(f"In an interactive session: `{stripped}`")
+            current = None
+            continue
+        if interactive_redis and words[0].upper() in REDIS_COMMANDS:
+            stripped = original = f"redis-cli {stripped}"
+        if current is None:
+            current = _new_group(groups, prelude)
+        current["commands"].append((stripped, original))
+    return _group_units(groups)
+
+
+def _group_units(groups: list[dict]) -> list[Unit]:
+    units: list[Unit] = []
+    for group in groups:
+        title, notes, numbered = _title(group["comments"])
+        notes = group["prelude"] + notes
+        commands = [joined for joined, _ in group["commands"]]
+        shown = [original for _, original in group["commands"]]
+        if not commands:
+            if units and not numbered:
+                units[-1].notes.extend(group["prelude"] + group["comments"])
+            else:
+                units.append(Unit(command="", title=title, notes=notes, numbered=numbered))
+            continue
+        recognised = [recognise_shell(c) for c in commands]
+        if len(commands) > 1 and any(r.action or r.safety == Safety.DANGEROUS for r in recognised):
+            # Each automatable or dangerous command gets its own step, so it runs or is approved alone.
+            for command, original, rec in zip(commands, shown, recognised, strict=True):
+                short = command if len(command) <= 60 else command[:57] + "..."
+                unit_title = f"{title}: {short}" if title else short
+                units.append(Unit(command=original, title=unit_title, notes=list(notes), recognised=rec))
+            units[-1].expected = group["expected"]
+            continue
+        if len(commands) == 1:
+            rec = recognised[0]
+        else:
+            worst = strictest(*(r.safety for r in recognised))
+            rec = Recognised(safety=worst, reason=next((r.reason for r in recognised if r.safety == worst), ""))
+        units.append(
+            Unit(
+                command="\n".join(shown),
+                title=title,
+                notes=notes,
+                expected=group["expected"],
+                numbered=numbered,
+                recognised=rec,
+            )
+        )
+    return units
+
+
+def sql_units(content: str) -> list[Unit]:
+    units: list[Unit] = []
+    for chunk in sqlparse.split(content):
+        paragraphs = re.split(r"\n\s*\n", chunk.strip())
+        body_lines = [ln for ln in paragraphs[-1].splitlines() if not ln.strip().startswith("--")]
+        comment_lines = [_comment_text(ln, "--") for ln in paragraphs[-1].splitlines() if ln.strip().startswith("--")]
+        earlier = [
+            _comment_text(ln, "--") for p in paragraphs[:-1] for ln in p.splitlines() if ln.strip().startswith("--")
+        ]
+        sql = "\n".join(body_lines).strip()
+        if earlier and units:
+            units[-1].notes.extend(earlier)
+        if not sql:
+            if units:
+                units[-1].notes.extend(comment_lines)
+            continue
+        title, notes, numbered = _title(comment_lines)
+        units.append(Unit(command=sql, title=title, notes=notes, numbered=numbered, recognised=recognise_sql(sql)))
+    return units
+
+
+def promql_units(content: str) -> list[Unit]:
+    units = []
+    for paragraph in re.split(r"\n\s*\n", content.strip()):
+        comments = [_comment_text(ln, "#") for ln in paragraph.splitlines() if ln.strip().startswith("#")]
+        query = "\n".join(ln for ln in paragraph.splitlines() if not ln.strip().startswith("#")).strip()
+        if not query:
+            if units:
+                units[-1].notes.extend(comments)
+            continue
+        title, notes, numbered = _title(comments)
+        units.append(
+            Unit(
+                command=query,
+                title=title,
+                notes=notes,
+                numbered=numbered,
+                recognised=Recognised("prometheus_query", {"query": query}),
+            )
+        )
+    return units
+
+
+def code_units(info: str, content: str) -> list[Unit]:
+    """Splits a fenced block by language; `text` blocks (sample output) give no units."""
+    kind = language(info, content)
+    if kind == "shell":
+        return shell_units(content)
+    if kind == "sql":
+        return sql_units(content)
+    if kind == "promql":
+        return promql_units(content)
+    if kind == "code":
+        first = next((ln.strip() for ln in content.splitlines() if ln.strip()), "")
+        comment = re.match(r"^(#|//|--)\s*(.+)$", first)
+        title, _, numbered = _title([comment[2]] if comment else [])
+        return [
+            Unit(
+                command=content.rstrip(),
+                title=title,
+                numbered=numbered,
+                recognised=Recognised(safety=classify_code(content)),
+            )
+        ]
+    return []

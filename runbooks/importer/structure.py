@@ -1,0 +1,560 @@
+"""From markdown-it's syntax tree to runbook specs: headings, labels, lists and code blocks.
+
+The document is read as a tree of headings. Its title heading (a single top heading) holds the
+preamble; the headings under it become runbooks, except reference material (overview, contents,
+contacts, references, ...) which stays with the document and is shown with each of its runbooks.
+A heading that only groups procedures (no text of its own, sub-headings that are not template
+sections) yields one runbook per sub-heading. Inside a runbook, sub-headings and label
+paragraphs ("**Safe Action**:", "Symptoms") become sections whose kind follows the template;
+list items become manual steps and code blocks are cut into steps, automated when recognised.
+"""
+
+import re
+import textwrap
+from dataclasses import dataclass, field
+
+from django.utils.text import slugify
+from markdown_it import MarkdownIt
+from markdown_it.tree import SyntaxTreeNode
+
+from incidents.choices import Severity
+from runbooks.choices import DESCRIPTIVE_KINDS, Safety, SectionKind, StepKind, strictest
+from runbooks.importer.commands import (
+    Recognised,
+    Unit,
+    classify_prose,
+    code_units,
+    looks_like_command,
+    recognise_inline,
+)
+from runbooks.specs import RunbookSpec, SectionSpec, StepSpec
+
+_md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+
+_KINDS = [
+    (
+        SectionKind.CONTEXT,
+        r"alert context|context|symptoms?|detect(ion)?|trigger|impact|meaning|background|when to use|priority",
+    ),
+    (
+        SectionKind.FIRST_LOOK,
+        r"first look|immediate actions?|triage|panels to check|first steps|general triage checklist",
+    ),
+    (
+        SectionKind.DIAGNOSTICS,
+        r"diagnostic queries|diagnostics?|diagnosis|deep dive|investigat\w*|what to look for|checks",
+    ),
+    (SectionKind.HYPOTHESES, r"(common )?hypothes[ie]s\b.*|possible causes|root causes?"),
+    (
+        SectionKind.SAFE_ACTIONS,
+        r"safe actions?|mitigations?|solutions?|recovery|remediation|resolution|fix(es)?|actions?|workarounds?",
+    ),
+    (SectionKind.UNSAFE_ACTIONS, r"not safe|unsafe( actions?)?|dangerous( actions?)?|do not|don'?t"),
+    (SectionKind.ESCALATION, r"(when to )?escalat\w*\b.*"),
+    (SectionKind.EXPECTED, r"expected results?|expected outputs?"),
+    (SectionKind.PROCEDURE, r"steps|procedure|tasks|checklist|how to"),
+]
+_KIND_PATTERNS = [(kind, re.compile(rf"^(?:{pattern})$")) for kind, pattern in _KINDS]
+_REFERENCE = re.compile(
+    r"^(overview|introduction|about|table of contents|contents|references?|appendix|see also|links|glossary"
+    r"|document information|changelog|revision history|runbook template|template|service overview"
+    r"|dashboards? (&|and) metrics|environment (variables|toggles)|configuration|.*\bcontacts?\b.*)$"
+)
+_NUMBERING = re.compile(r"^(?:runbook\s+\d+\s*[:.)\-\u2013]?|\d+(?:\.\d+)+\.?|\d+[.)]|\d+:)\s+", re.I)
+_CHECKBOX = re.compile(r"^\[[ xX]\]\s+")
+_LIST_MARKER = re.compile(r"^(\s*)([-*+]|\d+[.)])(\s+)")
+_STOPWORDS = {"check", "the", "a", "an", "of", "for", "and", "to", "in", "on", "is", "are", "with", "all"}
+_CAMEL_ALERT = re.compile(r"^[A-Z][a-z0-9]+(?:[A-Z0-9][A-Za-z0-9]*)+$")
+
+
+def normalise(title: str) -> str:
+    text = _NUMBERING.sub("", title.strip())
+    text = re.sub(r"[^\w\s&'/-]", " ", text.lower())
+    return " ".join(text.split())
+
+
+def clean_title(title: str) -> str:
+    return _NUMBERING.sub("", title.strip()).strip().rstrip(":").strip() or title.strip()
+
+
+def section_kind(title: str) -> str | None:
+    text = normalise(title)
+    return next((kind for kind, pattern in _KIND_PATTERNS if pattern.match(text)), None)
+
+
+def is_reference(title: str) -> bool:
+    return bool(_REFERENCE.match(normalise(title)))
+
+
+def severity_from(text: str) -> str:
+    text = text.lower()
+    for severity, pattern in (
+        (Severity.SEV1, r"\bp0\b|critical|sev-?1"),
+        (Severity.SEV2, r"\bp1\b|\bhigh\b|major|sev-?2"),
+        (Severity.SEV3, r"\bp2\b|medium|warning|minor|sev-?3"),
+        (Severity.SEV4, r"\bp3\b|\blow\b|info|sev-?4"),
+    ):
+        if re.search(pattern, text):
+            return severity
+    return ""
+
+
+def inline_text(node: SyntaxTreeNode | None) -> str:
+    if node is None:
+        return ""
+    if node.type in {"text", "code_inline"}:
+        return node.content
+    if node.type in {"softbreak", "hardbreak"}:
+        return "\n"
+    return "".join(inline_text(child) for child in node.children)
+
+
+def _tokens(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOPWORDS}
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+@dataclass
+class Heading:
+    level: int
+    title: str
+    start: int
+    end: int = 0
+    blocks: list[SyntaxTreeNode] = field(default_factory=list)
+    children: list["Heading"] = field(default_factory=list)
+
+
+@dataclass
+class Label:
+    title: str
+    value: str
+    header: bool
+
+
+@dataclass
+class ParsedDocument:
+    title: str
+    sections: list[SectionSpec]
+    runbooks: list[RunbookSpec]
+    warnings: list[str]
+
+
+def outline(text: str) -> tuple[list[SyntaxTreeNode], list[Heading], list[str]]:
+    root = SyntaxTreeNode(_md.parse(text))
+    lines = text.splitlines()
+    preamble, tops, stack, flat = [], [], [], []
+    for node in root.children:
+        if node.type == "heading":
+            heading = Heading(level=int(node.tag[1]), title=inline_text(node.children[0]).strip(), start=node.map[0])
+            while stack and stack[-1].level >= heading.level:
+                stack.pop()
+            (stack[-1].children if stack else tops).append(heading)
+            stack.append(heading)
+            flat.append(heading)
+        else:
+            (stack[-1].blocks if stack else preamble).append(node)
+    for n, heading in enumerate(flat):
+        heading.end = next((h.start for h in flat[n + 1 :] if h.level <= heading.level), len(lines))
+    return preamble, tops, lines
+
+
+class Builder:
+    """Collects the sections and steps of one runbook (or the document's own sections)."""
+
+    def __init__(self, lines: list[str], *, document_sections: list[SectionSpec], warnings: list[str]):
+        self.lines = lines
+        self.sections: list[SectionSpec] = []
+        self.steps: list[StepSpec] = []
+        self.alert_names: list[str] = []
+        self.severity = ""
+        self.expected: list[tuple[str, str]] = []
+        self.document_sections = document_sections
+        self.warnings = warnings
+
+    # --- markdown source ------------------------------------------------------------------
+
+    def source(self, node: SyntaxTreeNode) -> str:
+        start, end = node.map
+        return "\n".join(self.lines[start:end]).strip("\n")
+
+    def item_markdown(self, item: SyntaxTreeNode) -> str:
+        start, end = item.map
+        raw = self.lines[start:end]
+        marker = _LIST_MARKER.match(raw[0]) if raw else None
+        if not marker:
+            return "\n".join(raw).strip()
+        indent = len(marker.group(0))
+        first = _CHECKBOX.sub("", raw[0][indent:])
+        rest = [ln[indent:] if ln[:indent].strip() == "" else ln.lstrip() for ln in raw[1:]]
+        return "\n".join([first, *rest]).strip()
+
+    # --- sections -------------------------------------------------------------------------
+
+    def add_section(self, title: str, kind: str, level: int) -> int:
+        self.sections.append(SectionSpec(title=title, kind=kind, level=min(level, 8)))
+        return len(self.sections) - 1
+
+    def heading(self, heading: Heading, inherited: str) -> None:
+        kind = section_kind(heading.title) or inherited
+        index = self.add_section(heading.title, kind, heading.level)
+        self.content(heading.blocks, index, kind, heading.level)
+        for child in heading.children:
+            self.heading(child, kind)
+
+    def label(self, node: SyntaxTreeNode, following: SyntaxTreeNode | None) -> Label | None:
+        """`**Safe Action**:` (bold, colon) or a short known title like `Symptoms` before a list or code."""
+        inline = node.children[0] if node.children else None
+        kids = [k for k in (inline.children if inline else []) if not (k.type == "text" and not k.content)]
+        if not kids:
+            return None
+        if kids[0].type == "strong":
+            title = inline_text(kids[0]).strip()
+            rest = inline_text(inline)[len(inline_text(kids[0])) :]
+            first_line, _, more = rest.partition("\n")
+            if not (title.endswith(":") or first_line.lstrip().startswith(":")):
+                return None
+            value = first_line.lstrip().removeprefix(":").strip()
+            return Label(title.rstrip(":").strip(), value, header=not value and not more.strip())
+        text = inline_text(inline).strip()
+        if (
+            "\n" not in text
+            and len(text.split()) <= 5
+            and not text.endswith(".")
+            and following is not None
+            and following.type in {"bullet_list", "ordered_list", "fence", "code_block"}
+            and (section_kind(text.rstrip(":")) or is_reference(text.rstrip(":")))
+        ):
+            return Label(text.rstrip(":").strip(), "", header=True)
+        return None
+
+    def metadata(self, node: SyntaxTreeNode) -> None:
+        """Alert names and severity from `**Alert**: `Name`` and `**Severity**:`/`**Priority**:` lines."""
+        inline = node.children[0] if node.children else None
+        if inline is None:
+            return
+        line: list[SyntaxTreeNode] = []
+        for kid in [*inline.children, None]:
+            if kid is not None and kid.type not in {"softbreak", "hardbreak"}:
+                line.append(kid)
+                continue
+            strong = next((k for k in line if k.type == "strong"), None)
+            if strong is not None:
+                label = inline_text(strong).strip().rstrip(":").lower()
+                value = "".join(inline_text(k) for k in line[line.index(strong) + 1 :]).lstrip(": ").strip()
+                if label in {"alert", "alerts", "alert name", "alert names"}:
+                    names = [k.content.strip() for k in line if k.type == "code_inline"] or re.split(r"[,\s]+", value)
+                    self.alert_names += [n for n in names if n]
+                elif label in {"severity", "priority"} and not self.severity:
+                    self.severity = severity_from(value)
+            line = []
+
+    def content(self, blocks: list[SyntaxTreeNode], index: int, kind: str, level: int) -> None:
+        prose: list[str] = []
+        current, current_kind = index, kind
+        skip_next = False
+        hoisting: SectionSpec | None = None
+
+        def flush():
+            body = "\n\n".join(p for p in prose if p.strip())
+            target = hoisting if hoisting is not None else self.sections[current]
+            target.body = "\n\n".join(b for b in (target.body, body) if b)
+            prose.clear()
+
+        for n, node in enumerate(blocks):
+            if skip_next:
+                skip_next = False
+                continue
+            following = blocks[n + 1] if n + 1 < len(blocks) else None
+            if node.type == "paragraph":
+                self.metadata(node)
+                label = self.label(node, following)
+                if label and following is not None and following.type in {"fence", "code_block"}:
+                    name = normalise(label.title)
+                    # Sample output belongs to the step before it and is shown there, not in the prose.
+                    if name in {"expected output", "expected result", "expected"} and self.steps:
+                        self.steps[-1].expected = following.content.strip()[:2000]
+                        skip_next = True
+                        continue
+                    if name in {"example output", "example"} and self.steps:
+                        step = self.steps[-1]
+                        step.instructions = (
+                            f"{step.instructions}\n\nExample output:\n\n{self.source(following)}".strip()
+                        )
+                        skip_next = True
+                        continue
+                if label and label.header:
+                    flush()
+                    if is_reference(label.title):
+                        hoisting = SectionSpec(title=label.title, kind=SectionKind.REFERENCE, level=level + 1)
+                        self.document_sections.append(hoisting)
+                        continue
+                    hoisting = None
+                    current_kind = section_kind(label.title) or kind
+                    current = self.add_section(label.title, current_kind, level + 1)
+                    continue
+                prose.append(self.source(node))
+            elif hoisting is not None:
+                prose.append(self.source(node))
+            elif node.type in {"bullet_list", "ordered_list"}:
+                if self.is_label_list(node):
+                    flush()
+                    for item in node.children:
+                        self.label_item(item, current_kind, level + 1)
+                    continue
+                if current_kind in DESCRIPTIVE_KINDS:
+                    prose.append(self.source(node))
+                    if current_kind == SectionKind.EXPECTED:
+                        self.expected += [self.expected_item(item) for item in node.children]
+                    continue
+                for item in node.children:
+                    self.step_from_item(item, current, current_kind)
+            elif node.type in {"fence", "code_block"}:
+                if current_kind in {SectionKind.EXPECTED, SectionKind.REFERENCE}:
+                    prose.append(self.source(node))
+                    continue
+                units = code_units(node.info if node.type == "fence" else "", node.content)
+                if not units:
+                    self.attach_example(node, current, prose)
+                    continue
+                fallback = clean_title(self.sections[current].title)
+                for u, unit in enumerate(units):
+                    self.step_from_unit(unit, current, current_kind, fallback if u == 0 else f"{fallback} ({u + 1})")
+            elif node.type != "hr":
+                prose.append(self.source(node))
+        flush()
+
+    def attach_example(self, node: SyntaxTreeNode, section: int, prose: list[str]) -> None:
+        """Plain text blocks (sample output) belong to the step before them, else to the prose."""
+        if self.steps and self.steps[-1].section == section:
+            step = self.steps[-1]
+            step.instructions = f"{step.instructions}\n\n{self.source(node)}".strip()
+        else:
+            prose.append(self.source(node))
+
+    def is_label_list(self, node: SyntaxTreeNode) -> bool:
+        """A list of `**Label**: ...` items where some item holds its own list: each item is a section."""
+        labelled, nested = True, False
+        for item in node.children:
+            first = item.children[0] if item.children else None
+            if first is None or first.type != "paragraph" or not self.label(first, None):
+                labelled = False
+                break
+            nested = nested or any(c.type in {"bullet_list", "ordered_list", "fence"} for c in item.children[1:])
+        return labelled and nested
+
+    def label_item(self, item: SyntaxTreeNode, inherited: str, level: int) -> None:
+        label = self.label(item.children[0], None)
+        kind = section_kind(label.title) or inherited
+        if is_reference(label.title):
+            self.document_sections.append(
+                SectionSpec(label.title, SectionKind.REFERENCE, level, self.item_markdown(item))
+            )
+            return
+        index = self.add_section(label.title, kind, level)
+        self.sections[index].body = label.value
+        self.content(item.children[1:], index, kind, level)
+
+    def expected_item(self, item: SyntaxTreeNode) -> tuple[str, str]:
+        text = inline_text(item.children[0].children[0]) if item.children and item.children[0].children else ""
+        label, _, value = text.partition(":")
+        return (label.strip(), value.strip()) if value else (text.strip(), text.strip())
+
+    # --- steps ----------------------------------------------------------------------------
+
+    def step_from_item(self, item: SyntaxTreeNode, section: int, kind: str) -> None:
+        first = item.children[0] if item.children else None
+        text = _CHECKBOX.sub(
+            "", inline_text(first.children[0]) if first is not None and first.type == "paragraph" else ""
+        )
+        title = _short(text.rstrip(":").strip()) or "Step"
+        fences = [c for c in item.children if c.type in {"fence", "code_block"}]
+        command, recognised = "", Recognised()
+        if fences:
+            command = "\n".join(f.content.rstrip() for f in fences)
+            units = [u for f in fences for u in code_units(f.info if f.type == "fence" else "", f.content)]
+            if len(units) == 1 and units[0].recognised.action:
+                recognised = units[0].recognised
+            elif units:
+                safety = strictest(*(u.recognised.safety for u in units))
+                recognised = Recognised(safety=safety)
+        elif first is not None and first.children:
+            spans = [k.content for k in first.children[0].children if k.type == "code_inline"]
+            command = next((s for s in spans if looks_like_command(s)), "")
+            if command:
+                recognised = recognise_inline(command)
+        # The first paragraph is the title; what follows it (nested lists, notes) are the instructions.
+        details = [textwrap.dedent(self.source(c)) for c in item.children[1:] if c.type not in {"fence", "code_block"}]
+        if title.endswith("…"):
+            details.insert(0, text)
+        self.add_step(
+            title=title,
+            section=section,
+            kind=kind,
+            instructions="\n\n".join(details).strip(),
+            command=command,
+            recognised=recognised,
+            prose=text,
+        )
+
+    def step_from_unit(self, unit: Unit, section: int, kind: str, fallback: str) -> None:
+        title = unit.title or (fallback if fallback else _short(unit.command.splitlines()[0], 80))
+        self.add_step(
+            title=_short(title),
+            section=section,
+            kind=kind,
+            instructions="\n".join(unit.notes),
+            command=unit.command,
+            recognised=unit.recognised,
+            prose="",
+            expected=unit.expected,
+        )
+
+    def add_step(self, *, title, section, kind, instructions, command, recognised, prose, expected="") -> None:
+        unsafe = kind == SectionKind.UNSAFE_ACTIONS
+        if recognised.action:
+            safety = Safety.DANGEROUS if unsafe else recognised.safety
+            step = StepSpec(
+                title=title,
+                section=section,
+                instructions=instructions,
+                command=command,
+                kind=StepKind.AUTOMATED,
+                action=recognised.action,
+                params=dict(recognised.params),
+                safety=safety,
+                expected=expected,
+            )
+        else:
+            safety = strictest(
+                recognised.safety, classify_prose(prose), Safety.DANGEROUS if unsafe else Safety.READ_ONLY
+            )
+            step = StepSpec(
+                title=title,
+                section=section,
+                instructions=instructions,
+                command=command,
+                safety=safety,
+                expected=expected,
+            )
+        self.steps.append(step)
+
+    def attach_expected(self) -> None:
+        """Matches "Expected Results" lines ("API Health: Status 200, response time <100ms") to steps."""
+        for label, value in self.expected:
+            words = _tokens(label)
+            scored = [(len(words & _tokens(s.title)), -n, s) for n, s in enumerate(self.steps)]
+            best = max(scored, default=None, key=lambda t: (t[0], t[1]))
+            if best is None or best[0] == 0:
+                self.warnings.append(f"Expected result {label!r} matches no step; kept in the section text.")
+                continue
+            step = best[2]
+            if step.expected.lower() in value.lower():
+                step.expected = value
+            elif value.lower() not in step.expected.lower():
+                step.expected = f"{step.expected}; {value}"
+            _thresholds_from_expected(step, value)
+
+
+def _thresholds_from_expected(step: StepSpec, text: str) -> None:
+    if step.action == "http_check":
+        status = re.search(r"status\s*(\d{3})", text, re.I)
+        latency = re.search(r"(?:<|under|below|less than)\s*(\d+)\s*ms", text, re.I)
+        if status:
+            step.params["expected_status"] = int(status[1])
+        if latency:
+            step.params["max_latency_ms"] = int(latency[1])
+    elif step.action == "host_check":
+        percent = re.search(r"<\s*(\d+)\s*%", text)
+        if percent:
+            step.params["warn_percent"] = int(percent[1])
+            step.params["critical_percent"] = max(int(percent[1]), 90)
+
+
+def _meaningful(blocks: list[SyntaxTreeNode]) -> bool:
+    return any(b.type != "hr" for b in blocks)
+
+
+def _should_split(heading: Heading) -> bool:
+    return (
+        not _meaningful(heading.blocks)
+        and len(heading.children) >= 2
+        and not any(section_kind(c.title) for c in heading.children)
+    )
+
+
+def parse_document(text: str, key: str) -> ParsedDocument:
+    """Pure parsing: no database. Raises ValueError when the document has no headings."""
+    preamble, tops, lines = outline(text)
+    if not tops:
+        raise ValueError("The document has no headings; a runbook document needs at least one (# Title).")
+    warnings: list[str] = []
+    document_sections: list[SectionSpec] = []
+    single = tops[0] if len(tops) == 1 else None
+    if single is not None:
+        title = clean_title(single.title)
+        if single.children:
+            preamble, candidates = preamble + single.blocks, single.children
+        else:
+            candidates = [single]
+    else:
+        title = key.replace("-", " ").replace("_", " ").strip().capitalize() or "Runbooks"
+        candidates = tops
+
+    if _meaningful(preamble):
+        intro = Builder(lines, document_sections=document_sections, warnings=warnings)
+        index = intro.add_section("Introduction", SectionKind.REFERENCE, 2)
+        intro.content(preamble, index, SectionKind.REFERENCE, 2)
+        document_sections[:0] = intro.sections
+
+    runbooks: list[RunbookSpec] = []
+    used_slugs: set[str] = set()
+
+    def reference(heading: Heading) -> None:
+        body = "\n".join(lines[heading.start + 1 : heading.end]).strip()
+        document_sections.append(SectionSpec(heading.title, SectionKind.REFERENCE, heading.level, body))
+
+    def runbook(heading: Heading, category: str = "") -> None:
+        builder = Builder(lines, document_sections=document_sections, warnings=warnings)
+        own_kind = section_kind(heading.title) or SectionKind.PROCEDURE
+        if _meaningful(heading.blocks):
+            index = builder.add_section(heading.title, own_kind, heading.level)
+            builder.content(heading.blocks, index, own_kind, heading.level)
+        for child in heading.children:
+            builder.heading(child, own_kind)
+        builder.attach_expected()
+        name = clean_title(heading.title)
+        alerts = list(dict.fromkeys(builder.alert_names))
+        if not alerts and _CAMEL_ALERT.match(name):
+            alerts = [name]
+        slug = base = slugify(f"{key}-{name}")[:140] or f"{key}-runbook"
+        n = 1
+        while slug in used_slugs:
+            n += 1
+            slug = f"{base}-{n}"
+        used_slugs.add(slug)
+        runbooks.append(
+            RunbookSpec(
+                title=name[:200],
+                slug=slug,
+                category=category[:200],
+                alert_names=alerts,
+                severity=builder.severity,
+                sections=builder.sections,
+                steps=builder.steps,
+                source="\n".join(lines[heading.start : heading.end]).strip(),
+            )
+        )
+
+    for heading in candidates:
+        if is_reference(heading.title) and heading is not single:
+            reference(heading)
+        elif _should_split(heading):
+            for child in heading.children:
+                reference(child) if is_reference(child.title) else runbook(child, clean_title(heading.title))
+        else:
+            runbook(heading)
+    return ParsedDocument(title=title[:200], sections=document_sections, runbooks=runbooks, warnings=warnings)

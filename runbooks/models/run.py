@@ -1,0 +1,642 @@
+"""Runs of a runbook version, one step at a time.
+
+Every change goes through a verb that locks the run row (then the step row) and calls
+`_advance`, which decides what the run waits for next: a worker (the next automated step is
+queued after commit), a person (a manual step to tick) or an approval. Workers and people
+therefore never race: whoever holds the run lock sees the latest state and acts on it once.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, models, transaction
+from django.db.models import Count, Prefetch, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from incidents.choices import EventKind
+from incidents.models import Incident, Service, TimelineEvent
+from opsportal.errors import Conflict, DomainError, InvalidTransition
+from runbooks.actions.base import SETTING_LABELS
+from runbooks.choices import (
+    ACTIVE_RUN_STATES,
+    FINISHED_RUN_STATES,
+    OPEN_STEP_STATES,
+    RUN_TRANSITIONS,
+    STEP_TRANSITIONS,
+    RunState,
+    Safety,
+    StepKind,
+    StepState,
+)
+from runbooks.models.runbook import Runbook, RunbookStep, RunbookVersion
+
+logger = logging.getLogger(__name__)
+
+NOTE_MAX_LENGTH = 2000
+# Seconds the worker's soft and hard time limits add to a step's own timeout, and the reaper's
+# grace on top of the hard limit before it declares the worker lost.
+SOFT_LIMIT_MARGIN, HARD_LIMIT_MARGIN, REAPER_GRACE = 5, 15, 30
+
+
+def _name(user) -> str:
+    return user.get_username() if user else "Ops Portal"
+
+
+def cap_output(text: str) -> str:
+    limit = settings.RUNBOOK_STEP_OUTPUT_LIMIT
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n… [output truncated: {len(text) - limit} more characters]"
+
+
+class RunbookRunQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(state__in=ACTIVE_RUN_STATES)
+
+    def for_list(self):
+        return self.select_related("runbook", "version", "incident", "target", "started_by")
+
+    def for_detail(self):
+        steps = StepRun.objects.select_related("step", "completed_by", "approved_by").order_by("order")
+        return self.for_list().prefetch_related(Prefetch("step_runs", queryset=steps))
+
+
+class RunbookRun(models.Model):
+    runbook = models.ForeignKey(Runbook, on_delete=models.PROTECT, related_name="runs")
+    version = models.ForeignKey(RunbookVersion, on_delete=models.PROTECT, related_name="runs")
+    incident = models.ForeignKey(
+        Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="runbook_runs"
+    )
+    target = models.ForeignKey(Service, null=True, blank=True, on_delete=models.SET_NULL, related_name="runbook_runs")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
+    forced = models.BooleanField(
+        default=False, help_text="Started while another run of it was active for the incident."
+    )
+    first_look = models.BooleanField(
+        default=False, help_text="Started by an alert: only the read-only automated steps, before anyone looks."
+    )
+    step_count = models.PositiveIntegerField(default=0)
+    summary = models.CharField(max_length=500, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RunbookRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # One active run of a runbook per incident, unless someone deliberately forces a second.
+            models.UniqueConstraint(
+                fields=["runbook", "incident"],
+                condition=Q(state__in=ACTIVE_RUN_STATES, forced=False, first_look=False, incident__isnull=False),
+                name="run_one_active_per_incident",
+            ),
+        ]
+        indexes = [
+            # The incident page lists the runs of one incident, newest first.
+            models.Index(fields=["incident", "-id"], name="run_incident_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run #{self.pk} of {self.runbook}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("runbooks:run", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_RUN_STATES
+
+    # --- starting -------------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls, runbook: Runbook, *, by, incident=None, target=None, force: bool = False, first_look: str = ""
+    ) -> "RunbookRun":
+        """Creates the run and its steps, records it on the incident and queues or awaits the first step.
+
+        With `first_look` (the name of the alert that opened the incident) only the read-only
+        automated steps that the target can serve run, without anyone having asked."""
+        with transaction.atomic():
+            runbook = (
+                Runbook.objects.select_for_update(of=("self",)).select_related("current_version").get(pk=runbook.pk)
+            )
+            version = runbook.current_version
+            if version is None:
+                raise DomainError(f"{runbook.title} has no published version to run.")
+            steps = list(version.steps.select_related("target_service").order_by("order"))
+            total = len(steps)
+            if first_look:
+                steps = [s for s in steps if s.is_automated and s.safety == Safety.READ_ONLY]
+            if not steps:
+                raise DomainError(f"{runbook.title} has no {'read-only checks' if first_look else 'steps'} to run.")
+            target = target or _default_target(runbook, steps, incident, partial=bool(first_look))
+            if first_look:
+                steps = [s for s in steps if not s.needs or getattr(s.target_service or target, s.needs, "")]
+                if not steps:
+                    raise DomainError(f"no read-only check of {runbook.title} can reach a target service.")
+            _check_target(steps, target)
+            active = None
+            if incident is not None and not first_look:
+                active = cls.objects.active().filter(runbook=runbook, incident=incident, first_look=False).first()
+                if active is not None and not force:
+                    raise Conflict(
+                        f"Run #{active.pk} of {runbook.title} is still {active.get_state_display().lower()} for "
+                        f"{incident.reference}; open it, or start another one with force.",
+                        run=active.pk,
+                    )
+            run = cls(
+                runbook=runbook,
+                version=version,
+                incident=incident,
+                target=target,
+                started_by=by,
+                forced=active is not None,
+                first_look=bool(first_look),
+                step_count=len(steps),
+            )
+            try:
+                with transaction.atomic():
+                    run.save()
+            except IntegrityError:
+                raise Conflict(f"Another run of {runbook.title} was just started for this incident.") from None
+            StepRun.objects.bulk_create([StepRun(run=run, step=step, order=n) for n, step in enumerate(steps, start=1)])
+            on = f", target **{target.slug}**" if target else ""
+            link = f"[Run #{run.pk}]({run.get_absolute_url()})"
+            if first_look:
+                run._event(
+                    f"First look for alert `{first_look}`: runbook **{runbook.title}** v{version.number} runs its "
+                    f"{len(steps)} read-only checks (of {total} steps){on}. {link}"
+                )
+            else:
+                automated = sum(s.is_automated for s in steps)
+                dangerous = sum(s.safety == Safety.DANGEROUS for s in steps)
+                run._event(
+                    f"Runbook **{runbook.title}** v{version.number} started by {_name(by)}: {len(steps)} steps "
+                    f"({automated} automated, {dangerous} dangerous){on}. {link}",
+                    author=by,
+                )
+            run._advance()
+        return run
+
+    # --- verbs for people -----------------------------------------------------------------
+
+    def complete_step(self, step_run_id: int, *, by, note: str = "", skip: bool = False) -> "StepRun":
+        """A person ticks (or skips) the current manual step."""
+        with transaction.atomic():
+            run, step_run = self._lock_current(step_run_id)
+            step = step_run.step
+            if step.is_automated:
+                raise Conflict(f"Step {step_run.order} runs on a worker; it cannot be ticked by hand.")
+            if step.approval_required and step_run.approved_at is None:
+                raise Conflict(
+                    f"Step {step_run.order} is dangerous: someone other than {_name(run.started_by)} "
+                    "must approve it first."
+                )
+            step_run._move(StepState.SKIPPED if skip else StepState.SUCCEEDED)
+            step_run.completed_by, step_run.note = by, _note(note)
+            step_run.finished_at = timezone.now()
+            step_run.save()
+            verb = "skipped" if skip else "done"
+            run._event(f"{run._label(step_run)} {verb} by {_name(by)}{_quote(note)}", author=by)
+            run._advance()
+        return step_run
+
+    def approve_step(self, step_run_id: int, *, by, note: str = "") -> "StepRun":
+        with transaction.atomic():
+            run, step_run = self._lock_current(step_run_id)
+            step = step_run.step
+            if not step.approval_required:
+                raise Conflict(f"Step {step_run.order} does not need approval.")
+            if step_run.approved_at is not None:
+                raise Conflict(f"Step {step_run.order} was already approved by {_name(step_run.approved_by)}.")
+            if step.safety == Safety.DANGEROUS and run.started_by_id is not None and by.pk == run.started_by_id:
+                raise PermissionDenied(
+                    f"You started this run, so you cannot approve its dangerous step {step_run.order}: "
+                    "another responder has to."
+                )
+            step_run.approved_by, step_run.approved_at, step_run.note = by, timezone.now(), _note(note)
+            step_run.save()
+            what = "approved" if step.safety == Safety.DANGEROUS else "confirmed"
+            run._event(f"{run._label(step_run)} {what} by {_name(by)}{_quote(note)}", author=by)
+            run._advance()
+        return step_run
+
+    def reject_step(self, step_run_id: int, *, by, note: str = "") -> "StepRun":
+        """Refuses a step awaiting approval: it is skipped and the run goes on with the next one."""
+        with transaction.atomic():
+            run, step_run = self._lock_current(step_run_id)
+            if not step_run.step.approval_required or step_run.approved_at is not None:
+                raise Conflict(f"Step {step_run.order} is not waiting for approval.")
+            step_run._move(StepState.SKIPPED)
+            step_run.completed_by, step_run.note = by, _note(note)
+            step_run.finished_at = timezone.now()
+            step_run.result = {"rejected_by": _name(by)}
+            step_run.save()
+            run._event(f"{run._label(step_run)} rejected by {_name(by)}{_quote(note)}; skipped", author=by)
+            run._advance()
+        return step_run
+
+    def cancel(self, *, by) -> "RunbookRun":
+        """Stops the run before its next step; a step already running on a worker is left to finish."""
+        with transaction.atomic():
+            run = self._lock()
+            if run.state in FINISHED_RUN_STATES:
+                raise Conflict(f"Run #{run.pk} is already {run.get_state_display().lower()}.")
+            if run.cancel_requested_at is not None:
+                raise Conflict(f"Cancelling run #{run.pk} was already requested by {_name(run.cancel_requested_by)}.")
+            run.cancel_requested_at, run.cancel_requested_by = timezone.now(), by
+            run.save(update_fields=["cancel_requested_at", "cancel_requested_by", "updated_at"])
+            running = run.step_runs.filter(state=StepState.RUNNING).first()
+            if running is not None:
+                run._event(f"Cancel requested by {_name(by)}: the run stops after {run._label(running)}.", author=by)
+            run._advance()
+        self.refresh_from_db()
+        return self
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _lock(self) -> "RunbookRun":
+        return (
+            type(self)
+            .objects.select_for_update(of=("self",))
+            .select_related("incident", "runbook", "started_by")
+            .get(pk=self.pk)
+        )
+
+    def _lock_current(self, step_run_id: int) -> tuple["RunbookRun", "StepRun"]:
+        run = self._lock()
+        try:
+            step_run = (
+                StepRun.objects.select_for_update(of=("self",))
+                .select_related("step", "completed_by", "approved_by")
+                .get(pk=step_run_id, run=run)
+            )
+        except StepRun.DoesNotExist:
+            raise DomainError(f"Run #{run.pk} has no step {step_run_id}.") from None
+        if run.state in FINISHED_RUN_STATES:
+            raise Conflict(f"Run #{run.pk} is already {run.get_state_display().lower()}.")
+        if step_run.state != StepState.PENDING:
+            done = "done" if step_run.state == StepState.SUCCEEDED else step_run.get_state_display().lower()
+            who = f" by {_name(step_run.completed_by)}" if step_run.completed_by else ""
+            raise Conflict(f"Step {step_run.order} is already {done}{who}.")
+        current = run._current()
+        if current is not None and current.pk != step_run.pk:
+            raise Conflict(f"Step {step_run.order} is not the current step; step {current.order} comes first.")
+        return run, step_run
+
+    def _current(self) -> "StepRun | None":
+        return self.step_runs.select_related("step").filter(state__in=OPEN_STEP_STATES).order_by("order").first()
+
+    def _label(self, step_run: "StepRun") -> str:
+        return f"Step {step_run.order}/{self.step_count} **{step_run.step.title}**"
+
+    def _event(self, body: str, *, author=None) -> None:
+        if self.incident_id:
+            TimelineEvent.record(self.incident, kind=EventKind.RUNBOOK, body=body[:19_000], author=author)
+
+    def _set_state(self, state: str) -> None:
+        if state == self.state:
+            return
+        if state not in RUN_TRANSITIONS[self.state]:
+            raise InvalidTransition(f"Run #{self.pk} cannot go from {self.state} to {state}.")
+        self.state = state
+        self.save(update_fields=["state", "started_at", "updated_at"])
+
+    def _advance(self) -> None:
+        """Decides what the locked run waits for next; call in the transaction that changed it."""
+        if self.state in FINISHED_RUN_STATES:
+            return
+        current = self._current()
+        if current is not None and current.state == StepState.RUNNING:
+            return
+        if self.cancel_requested_at is not None:
+            self._finish_cancelled()
+            return
+        if current is None:
+            self._finish()
+            return
+        step = current.step
+        if step.approval_required and current.approved_at is None:
+            if current.approval_requested_at is None:
+                current.approval_requested_at = timezone.now()
+                current.save(update_fields=["approval_requested_at", "updated_at"])
+                who = "another responder" if step.safety == Safety.DANGEROUS else "a responder"
+                why = "is dangerous" if step.safety == Safety.DANGEROUS else "changes state"
+                self._event(f"{self._label(current)} {why} and waits for approval by {who}.")
+            self._set_state(RunState.WAITING_APPROVAL)
+            return
+        if step.kind == StepKind.MANUAL:
+            self._set_state(RunState.WAITING_INPUT)
+            return
+        if current.enqueued_at is None:
+            current.enqueued_at = timezone.now()
+            current.save(update_fields=["enqueued_at", "updated_at"])
+            current.enqueue(attempt=current.attempts + 1)
+        # Queued until a worker first starts a step; once under way the run stays "running".
+        self._set_state(RunState.QUEUED if self.state == RunState.QUEUED else RunState.RUNNING)
+
+    def _finish_cancelled(self) -> None:
+        now = timezone.now()
+        self.step_runs.filter(state=StepState.PENDING).update(
+            state=StepState.CANCELLED, finished_at=now, updated_at=now
+        )
+        self._finish(RunState.CANCELLED, by=self.cancel_requested_by)
+
+    def _finish(self, state: str | None = None, *, by=None) -> None:
+        counts = dict(self.step_runs.values_list("state").annotate(n=Count("id")).order_by())
+        if state is None:
+            state = (
+                RunState.FAILED
+                if counts.get(StepState.FAILED)
+                else RunState.TIMED_OUT
+                if counts.get(StepState.TIMED_OUT)
+                else RunState.SUCCEEDED
+            )
+        findings = self.step_runs.filter(result__status__in=["warning", "critical"]).count()
+        parts = [f"{n} {StepState(s).label.lower()}" for s, n in sorted(counts.items()) if n]
+        self.summary = ", ".join(parts) + (
+            f"; {findings} finding{'s' if findings != 1 else ''} to look at" if findings else ""
+        )
+        self.finished_at = timezone.now()
+        self.save(update_fields=["summary", "finished_at", "updated_at"])
+        self._set_state(state)
+        verb = f"cancelled by {_name(by)}" if state == RunState.CANCELLED else RunState(state).label.lower()
+        self._event(
+            f"Runbook **{self.runbook.title}** [run #{self.pk}]({self.get_absolute_url()}) {verb}: {self.summary}."
+        )
+
+
+def _default_target(runbook: Runbook, steps: list[RunbookStep], incident, *, partial: bool = False) -> Service | None:
+    """The runbook's service (preferring the incident's) with every setting the steps need; with
+    `partial`, the one serving the most steps (a first look runs what it can)."""
+    needed = [s.needs for s in steps if s.is_automated and s.target_service_id is None and s.needs]
+    if not needed:
+        return None
+    services = list(runbook.services.all())
+    if incident is not None:
+        affected = {s.pk for s in incident.services.all()}
+        services.sort(key=lambda s: s.pk not in affected)
+    served = [(sum(bool(getattr(s, n)) for n in needed), s) for s in services]
+    if partial:
+        best = max((n for n, _ in served), default=0)
+        return next((s for n, s in served if n == best), None) if best else None
+    complete = [s for n, s in served if n == len(needed)]
+    if incident is not None and len(complete) > 1:
+        complete = [s for s in complete if s.pk in affected] or complete
+    return complete[0] if len(complete) == 1 else None
+
+
+def _check_target(steps: list[RunbookStep], target: Service | None) -> None:
+    problems = []
+    for step in steps:
+        need = step.needs
+        service = step.target_service or target
+        if need and (service is None or not getattr(service, need)):
+            where = f"service {service.slug} has no {SETTING_LABELS[need]}" if service else "no target service"
+            problems.append(f"step {step.order} ({step.action}) needs a {SETTING_LABELS[need]}: {where}")
+    if problems:
+        raise DomainError("Choose a target that can run these steps: " + "; ".join(problems) + ".")
+
+
+def _note(note: str) -> str:
+    note = (note or "").strip()
+    if len(note) > NOTE_MAX_LENGTH:
+        raise DomainError(f"The note is longer than {NOTE_MAX_LENGTH} characters.")
+    return note
+
+
+def _quote(note: str) -> str:
+    note = (note or "").strip()
+    return f": {note}" if note else ""
+
+
+class StepRun(models.Model):
+    run = models.ForeignKey(RunbookRun, on_delete=models.CASCADE, related_name="step_runs")
+    step = models.ForeignKey(RunbookStep, on_delete=models.PROTECT, related_name="+")
+    order = models.PositiveIntegerField()
+    state = models.CharField(max_length=10, choices=StepState.choices, default=StepState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    output = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When the next attempt is due on the queue.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(
+        null=True, blank=True, help_text="Running past this, the worker is presumed lost."
+    )
+    worker = models.CharField(max_length=200, blank=True)
+    approval_requested_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["run", "order"]
+        constraints = [
+            # A run executes each step of its version once, in order.
+            models.UniqueConstraint(fields=["run", "order"], name="step_run_order_uniq"),
+        ]
+        indexes = [
+            # The reaper: running steps whose worker should long have answered.
+            models.Index(fields=["deadline_at"], name="step_run_running_idx", condition=Q(state="running")),
+            # The reaper: queued steps no worker has picked up.
+            models.Index(
+                fields=["enqueued_at"],
+                name="step_run_queued_idx",
+                condition=Q(state="pending", enqueued_at__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run #{self.run_id} step {self.order} ({self.state})"
+
+    @property
+    def waiting_for(self) -> str | None:
+        """What a pending current step waits for: "approval", "input", or None."""
+        if self.state != StepState.PENDING or self.run.state not in (RunState.WAITING_APPROVAL, RunState.WAITING_INPUT):
+            return None
+        if self.step.approval_required and self.approved_at is None:
+            return "approval" if self.approval_requested_at else None
+        return "input" if not self.step.is_automated and self.run.state == RunState.WAITING_INPUT else None
+
+    @property
+    def status(self) -> str:
+        return self.result.get("status", "") if isinstance(self.result, dict) else ""
+
+    def _move(self, state: str) -> None:
+        if state not in STEP_TRANSITIONS[self.state]:
+            raise InvalidTransition(f"Step {self.order} cannot go from {self.state} to {state}.")
+        self.state = state
+
+    def enqueue(self, *, attempt: int, countdown: float = 0) -> None:
+        """Queues attempt number `attempt` on the worker once the current transaction commits."""
+        from runbooks.tasks import run_step  # the task module imports the models
+
+        step_run_id, timeout = self.pk, self.step.timeout
+
+        def publish():
+            try:
+                run_step.apply_async(
+                    (step_run_id, attempt),
+                    countdown=countdown or None,
+                    soft_time_limit=timeout + SOFT_LIMIT_MARGIN,
+                    time_limit=timeout + HARD_LIMIT_MARGIN,
+                )
+            except Exception as exc:  # noqa: BLE001 - any broker failure must show on the step, not vanish
+                logger.error("could not queue step run %s: %s: %s", step_run_id, type(exc).__name__, exc)
+                StepRun.close(
+                    step_run_id,
+                    expected=StepState.PENDING,
+                    state=StepState.FAILED,
+                    reason=f"Could not queue the step for a worker ({type(exc).__name__}); is the broker up?",
+                )
+
+        transaction.on_commit(publish)
+
+    # --- verbs for workers and the reaper -------------------------------------------------
+
+    @classmethod
+    def claim(cls, step_run_id: int, attempt: int, *, worker: str) -> "StepRun | None":
+        """Marks the step running for this attempt, or returns None when it must not run (any more)."""
+        with transaction.atomic():
+            run_id = cls.objects.filter(pk=step_run_id).values_list("run_id", flat=True).first()
+            if run_id is None:
+                return None
+            run = RunbookRun(pk=run_id)._lock()
+            step_run = (
+                cls.objects.select_for_update(of=("self",)).select_related("step__target_service").get(pk=step_run_id)
+            )
+            if (
+                run.state in FINISHED_RUN_STATES
+                or step_run.state != StepState.PENDING
+                or step_run.attempts + 1 != attempt
+            ):
+                return None
+            if run.cancel_requested_at is not None:
+                run._advance()
+                return None
+            now = timezone.now()
+            step_run._move(StepState.RUNNING)
+            step_run.attempts = attempt
+            step_run.started_at = step_run.started_at or now
+            step_run.deadline_at = now + timedelta(seconds=step_run.step.timeout + HARD_LIMIT_MARGIN + REAPER_GRACE)
+            step_run.worker = worker[:200]
+            step_run.save()
+            run.started_at = run.started_at or now
+            run._set_state(RunState.RUNNING)
+            if attempt == 1:
+                target = step_run.step.target_service or run.target
+                run._event(
+                    f"{run._label(step_run)} started: `{step_run.step.describe()}`"
+                    + (f" on **{target.slug}**" if target else "")
+                )
+            step_run.run = run
+            return step_run
+
+    @classmethod
+    def record(cls, step_run_id: int, attempt: int, outcome) -> bool:
+        """Stores what the worker found; schedules another attempt after a transient error."""
+        with transaction.atomic():
+            run_id = cls.objects.filter(pk=step_run_id).values_list("run_id", flat=True).first()
+            if run_id is None:
+                return False
+            run = RunbookRun(pk=run_id)._lock()
+            step_run = cls.objects.select_for_update(of=("self",)).select_related("step").get(pk=step_run_id)
+            if step_run.state != StepState.RUNNING or step_run.attempts != attempt:
+                return False  # reaped meanwhile, or a duplicate delivery
+            now = timezone.now()
+            retries = settings.RUNBOOK_STEP_RETRIES
+            if outcome.transient and attempt <= retries and run.cancel_requested_at is None:
+                delay = settings.RUNBOOK_STEP_RETRY_BACKOFF * 2 ** (attempt - 1)
+                step_run._move(StepState.PENDING)
+                step_run.output = cap_output(
+                    f"{step_run.output}Attempt {attempt} failed: {outcome.result.get('error')}; "
+                    f"retrying in {delay} s.\n"
+                )
+                step_run.enqueued_at, step_run.deadline_at = now + timedelta(seconds=delay), None
+                step_run.save()
+                step_run.enqueue(attempt=attempt + 1, countdown=delay)
+                return True
+            step_run._move(outcome.state)
+            history = step_run.output
+            step_run.output = cap_output(f"{history}\n{outcome.output}".strip() if history else outcome.output)
+            step_run.result = outcome.result
+            step_run.finished_at, step_run.deadline_at = now, None
+            step_run.save()
+            run._event(f"{run._label(step_run)} {StepState(outcome.state).label.lower()}: {outcome.summary}")
+            run._advance()
+            return True
+
+    @classmethod
+    def close(cls, step_run_id: int, *, expected: str, state: str, reason: str, before=None) -> bool:
+        """Ends a step the worker will not finish (lost worker, never picked up, unqueueable)."""
+        with transaction.atomic():
+            run_id = cls.objects.filter(pk=step_run_id).values_list("run_id", flat=True).first()
+            if run_id is None:
+                return False
+            run = RunbookRun(pk=run_id)._lock()
+            step_run = cls.objects.select_for_update(of=("self",)).select_related("step").get(pk=step_run_id)
+            if step_run.state != expected:
+                return False
+            moment = step_run.deadline_at if expected == StepState.RUNNING else step_run.enqueued_at
+            if before is not None and (moment is None or moment >= before):
+                return False
+            step_run._move(state)
+            step_run.output = cap_output(f"{step_run.output}\n{reason}".strip())
+            step_run.result = {**(step_run.result or {}), "error": reason}
+            step_run.finished_at, step_run.deadline_at = timezone.now(), None
+            step_run.save()
+            run._event(f"{run._label(step_run)} {StepState(state).label.lower()}: {reason}")
+            run._advance()
+            return True
+
+    @classmethod
+    def reap(cls, now=None) -> int:
+        """Closes steps whose worker died (running past the hard limit) or that no worker picked up."""
+        now = now or timezone.now()
+        closed = 0
+        for pk, worker in cls.objects.filter(state=StepState.RUNNING, deadline_at__lt=now).values_list("pk", "worker"):
+            closed += cls.close(
+                pk,
+                expected=StepState.RUNNING,
+                state=StepState.FAILED,
+                before=now,
+                reason=(
+                    f"No result from worker {worker or '?'} within the step's hard time limit: the worker was "
+                    "probably killed or lost. Marked failed by the reaper."
+                ),
+            )
+        queued_before = now - timedelta(seconds=settings.RUNBOOK_STEP_QUEUE_TIMEOUT)
+        for pk in cls.objects.filter(state=StepState.PENDING, enqueued_at__lt=queued_before).values_list(
+            "pk", flat=True
+        ):
+            closed += cls.close(
+                pk,
+                expected=StepState.PENDING,
+                state=StepState.TIMED_OUT,
+                before=queued_before,
+                reason=(
+                    f"No worker picked this step up within {settings.RUNBOOK_STEP_QUEUE_TIMEOUT} s; "
+                    "is a worker consuming the 'runbooks' queue?"
+                ),
+            )
+        return closed

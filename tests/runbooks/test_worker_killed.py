@@ -1,0 +1,105 @@
+"""A real worker process is killed (SIGKILL) in the middle of a step; the reaper closes the step and
+the run moves on instead of staying "running" forever."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.db import connections
+
+from incidents.models import TimelineEvent
+from runbooks.models import RunbookRun
+from runbooks.tasks import reap_stuck_steps
+from tests.factories import IncidentFactory, UserFactory
+from tests.runbooks.conftest import auto, make_runbook, manual, postgres_dsn, purge_runbook_queue, wait_for
+
+pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+
+
+def _database_url() -> str:
+    db = connections["default"].settings_dict
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        return postgres_dsn()
+    return f"sqlite:///{Path(db['NAME']).resolve()}"
+
+
+@pytest.fixture
+def worker_process(transactional_db):
+    """`celery worker` as production runs it (prefork pool), on the test database and broker."""
+    name = f"doomed-{uuid.uuid4().hex[:6]}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "OPSPORTAL_VAR_DIR": str(Path(settings.VAR_DIR).resolve()),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "LOG_LEVEL": "INFO",
+    }
+    command = [sys.executable, "-m", "celery", "-A", "opsportal", "worker", "-Q", "runbooks", "-c", "1"]
+    command += ["--pool", "prefork", "-n", f"{name}@%h", "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
+    purge_runbook_queue()
+    process = subprocess.Popen(
+        command,
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: the pool child dies with it
+    )
+    ready = threading.Event()
+    lines: list[str] = []
+
+    def read():
+        for line in process.stdout:
+            lines.append(line)
+            if " ready." in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(60):
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("the worker did not start:\n" + "".join(lines[-30:]))
+    process.worker_name = name
+    yield process
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(30)
+    purge_runbook_queue()
+
+
+def test_a_worker_killed_mid_step_is_failed_by_the_reaper(worker_process, target):
+    alice = UserFactory(username="alice", role="responder")
+    incident = IncidentFactory(title="Checkout hangs", created_by=alice)
+    runbook = make_runbook(
+        steps=[auto("http_check", {"path": "/hang"}, title="Endpoint that hangs", timeout=20), manual("Check by hand")],
+        services=[target],
+    )
+    run = RunbookRun.start(runbook, by=alice, incident=incident)
+    step = wait_for(
+        lambda: run.step_runs.filter(order=1, state="running").first(), timeout=60, message="the worker to start step 1"
+    )
+    assert step.worker.startswith(worker_process.worker_name)
+
+    os.killpg(worker_process.pid, signal.SIGKILL)
+    assert worker_process.wait(30) == -signal.SIGKILL
+
+    # Nobody will finish the step; until its hard time limit has passed the reaper leaves it alone.
+    assert reap_stuck_steps() == 0
+    assert RunbookRun.objects.get(pk=run.pk).state == "running"
+    with time_machine.travel(step.deadline_at + timedelta(seconds=1)):
+        assert reap_stuck_steps() == 1
+    step.refresh_from_db()
+    run.refresh_from_db()
+    assert step.state == "failed" and step.finished_at is not None
+    assert f"No result from worker {step.worker} within the step's hard time limit" in step.result["error"]
+    assert run.state == "waiting_input"  # the run moved on to the manual step
+    last = TimelineEvent.objects.filter(incident=incident, kind="runbook").order_by("-id").first()
+    assert "Endpoint that hangs** failed: No result from worker" in last.body
