@@ -84,11 +84,11 @@ def seed():
 
 def measure(client, url, runs):
     timings, queries = [], []
-    client.get(url)  # warm caches and template loaders
+    client.get(url, secure=True)  # warm caches and template loaders (production mode redirects http)
     for _ in range(runs):
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter()
-            response = client.get(url)
+            response = client.get(url, secure=True)
             timings.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, (url, response.status_code)
         queries.append(len(captured.captured_queries))

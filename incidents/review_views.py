@@ -65,8 +65,11 @@ def _page_context(review: PostIncidentReview, **extra) -> dict:
 
 
 def _items_context(review: PostIncidentReview, form: ActionItemForm | None = None) -> dict:
+    from runbooks.draft_views import runbooks_used  # runbooks builds on incidents, not the other way round
+
     return {
-        "items": review.action_items.select_related("owner"),
+        "items": review.action_items.select_related("owner").prefetch_related("runbook_drafts__runbook"),
+        "runbooks_used": list(runbooks_used(review.incident)),
         "item_form": form or ActionItemForm(),
         "item_statuses": ActionItemStatus.choices,
         "today": timezone.localdate(),

@@ -4,7 +4,15 @@ import or the API, which store a new version; runs change only through their ver
 from django.contrib import admin, messages
 
 from opsportal.errors import DomainError
-from runbooks.models import Runbook, RunbookDocument, RunbookRun, RunbookStep, RunbookVersion, StepRun
+from runbooks.models import (
+    Runbook,
+    RunbookDocument,
+    RunbookDraft,
+    RunbookRun,
+    RunbookStep,
+    RunbookVersion,
+    StepRun,
+)
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -119,3 +127,17 @@ class RunbookRunAdmin(admin.ModelAdmin):
             except DomainError as exc:
                 self.message_user(request, f"{run}: {exc}", level=messages.WARNING)
         self.message_user(request, f"{done} runs cancelled or asked to stop.")
+
+
+@admin.register(RunbookDraft)
+class RunbookDraftAdmin(admin.ModelAdmin):
+    """Drafts are edited and published from their portal page, where the review's note is shown."""
+
+    list_display = ["runbook", "state", "note", "created_by", "created_at", "published_version"]
+    list_filter = ["state"]
+    search_fields = ["note", "runbook__title"]
+    list_select_related = ["runbook", "created_by", "published_version"]
+    readonly_fields = [f.name for f in RunbookDraft._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

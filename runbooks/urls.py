@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from runbooks import views
+from runbooks import draft_views, views
 
 app_name = "runbooks"
 
@@ -8,6 +8,8 @@ urlpatterns = [
     path("", views.runbook_list, name="list"),
     path("import/", views.import_runbooks, name="import"),
     path("<int:pk>/", views.runbook_detail, name="detail"),
+    path("drafts/<int:pk>/", draft_views.draft_page, name="draft"),
+    path("drafts/from-action-item/<int:item_id>/", draft_views.open_draft, name="open_draft"),
     path("<int:pk>/run/", views.start_run, name="start_run"),
     path("runs/<int:pk>/", views.run_detail, name="run"),
     path("runs/<int:pk>/live/", views.run_live, name="run_live"),

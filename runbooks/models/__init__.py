@@ -1,4 +1,14 @@
+from runbooks.models.draft import DraftState, RunbookDraft
 from runbooks.models.run import RunbookRun, StepRun
 from runbooks.models.runbook import Runbook, RunbookDocument, RunbookStep, RunbookVersion
 
-__all__ = ["Runbook", "RunbookDocument", "RunbookRun", "RunbookStep", "RunbookVersion", "StepRun"]
+__all__ = [
+    "DraftState",
+    "Runbook",
+    "RunbookDocument",
+    "RunbookDraft",
+    "RunbookRun",
+    "RunbookStep",
+    "RunbookVersion",
+    "StepRun",
+]

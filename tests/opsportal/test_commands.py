@@ -29,8 +29,21 @@ def test_ensure_admin_takes_the_password_from_the_environment(capsys, monkeypatc
 
 
 def test_load_demo_is_idempotent():
+    from runbooks.models import Runbook, RunbookVersion
+
+    def counts():
+        return (
+            Service.objects.count(),
+            Incident.objects.count(),
+            TimelineEvent.objects.count(),
+            Runbook.objects.count(),
+            RunbookVersion.objects.count(),
+        )
+
     call_command("load_demo")
-    counts = (Service.objects.count(), Incident.objects.count(), TimelineEvent.objects.count())
+    first = counts()
     call_command("load_demo")
-    assert (Service.objects.count(), Incident.objects.count(), TimelineEvent.objects.count()) == counts
-    assert counts[1] == 2 and Incident.objects.filter(status="investigating").count() == 1
+    assert counts() == first
+    assert first[1] == 2 and Incident.objects.filter(status="investigating").count() == 1
+    assert first[3] > 20 and first[4] == first[3]  # every seed runbook once, one version each
+    assert Runbook.objects.answering("APIHigh5xxRate").filter(services__slug="cosmetica-api").exists()

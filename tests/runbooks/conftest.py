@@ -18,7 +18,7 @@ from runbooks.models import Runbook
 from runbooks.specs import RunbookSpec, SectionSpec, StepSpec
 from tests.factories import ServiceFactory
 
-SEEDS = Path(__file__).parent / "seeds"
+SEEDS = Path(__file__).resolve().parents[2] / "runbooks" / "seeds"
 RELEASE = threading.Event()  # set at the end of the session: lets /hang requests return
 
 

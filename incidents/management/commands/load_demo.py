@@ -1,6 +1,7 @@
 """A small demo data set: services from the seed runbooks and a few incidents. Idempotent."""
 
 from datetime import timedelta
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from incidents.choices import EventKind, Severity, Status
 from incidents.models import Incident, Service, TimelineEvent
+from runbooks.importer import import_document
 
 SERVICES = [
     ("Cosmetica API", "cosmetica-api", "Sales, stock and website leads (Django).", "Backend", True),
@@ -22,9 +24,19 @@ SERVICES = [
 
 DEMO_USERS = [("alice", "responder"), ("bob", "responder"), ("victor", "viewer")]
 
+# The seed runbooks shipped in runbooks/seeds/, and the demo service each one answers for.
+SEED_RUNBOOKS = {
+    "cosmetica-critical-alert-runbooks.md": ["cosmetica-api"],
+    "express-api-ops-runbook.md": ["express-api"],
+    "balcon-ops-runbooks.md": ["balcon"],
+    "automechanica-incident-runbooks.md": ["automechanica"],
+    "queue-cache-db-runbooks.md": ["postgres", "redis"],
+}
+SEEDS_DIR = Path(__file__).resolve().parents[3] / "runbooks" / "seeds"
+
 
 class Command(BaseCommand):
-    help = "Load demo services, users and incidents (safe to run again: nothing is duplicated)."
+    help = "Load demo services, users, the seed runbooks and incidents (safe to run again: nothing is duplicated)."
 
     @transaction.atomic
     def handle(self, *args, **options):
@@ -41,6 +53,11 @@ class Command(BaseCommand):
                 user.save()
             user.groups.add(Group.objects.get_or_create(name=role)[0])
             users[username] = user
+
+        for name, services in SEED_RUNBOOKS.items():
+            # Re-importing an unchanged document makes no new version, so this stays idempotent.
+            report = import_document((SEEDS_DIR / name).read_bytes(), name=name, services=services)
+            self.stdout.write(f"Runbooks from {name}: {len(report.runbooks)}")
 
         if Incident.objects.filter(title__startswith="[demo]").exists():
             self.stdout.write("Demo incidents already loaded.")
