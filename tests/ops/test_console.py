@@ -74,3 +74,21 @@ def test_the_cache_card(client, admin_user):
     client.force_login(admin_user)
     body = client.get("/ops/cache/").content.decode()
     assert "Tagged dashboard" in body
+
+
+@pytest.mark.parametrize("model", ["auditrecord", "failedtask", "maintenanceswitch", "retentionrun"])
+def test_admin_lists(client, admin_user, model):
+    client.force_login(admin_user)
+    assert client.get(f"/admin/ops/{model}/").status_code == 200
+
+
+def test_admin_requeue_is_all_or_nothing(client, admin_user):
+    done = FailedTask.objects.create(task_id="a", name="x", exception="E", requeued_at="2026-01-01T00:00Z")
+    waiting = FailedTask.objects.create(task_id="b", name="x", exception="E")
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/ops/failedtask/", {"action": "requeue", "_selected_action": [done.pk, waiting.pk]}, follow=True
+    )
+    assert "Already requeued or removed" in response.content.decode()
+    waiting.refresh_from_db()
+    assert waiting.requeued_at is None
