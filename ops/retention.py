@@ -4,6 +4,7 @@
 - webhook deliveries that ended (delivered or given up) more than RETENTION_DAYS ago;
 - applied alert payloads (AlertDelivery) older than ALERT_DELIVERY_RETENTION_DAYS, which defaults
   to RETENTION_DAYS (the hourly prune of issue 6 is this sweep now);
+- failed Celery tasks recorded more than RETENTION_DAYS ago (the seed's weekly "clean old jobs");
 - the output of runbook steps of runs that finished more than RETENTION_DAYS ago (the step rows,
   their results and the timeline stay: only the captured text goes).
 """
@@ -19,12 +20,12 @@ from django.utils import timezone
 
 from incidents.choices import DeliveryState, WebhookDeliveryState
 from incidents.models import AlertDelivery, WebhookDelivery
-from ops.models import RetentionRun
+from ops.models import FailedTask, RetentionRun
 from opsportal import metrics
 from runbooks.choices import FINISHED_RUN_STATES
 from runbooks.models import StepRun
 
-KINDS = ("login_attempts", "webhook_deliveries", "alert_payloads", "step_outputs")
+KINDS = ("login_attempts", "webhook_deliveries", "alert_payloads", "failed_tasks", "step_outputs")
 
 
 def expired(now=None) -> dict:
@@ -38,6 +39,7 @@ def expired(now=None) -> dict:
             state__in=[WebhookDeliveryState.DELIVERED, WebhookDeliveryState.FAILED], created_at__lt=cutoff
         ),
         "alert_payloads": AlertDelivery.objects.filter(state=DeliveryState.PROCESSED, received_at__lt=alerts_cutoff),
+        "failed_tasks": FailedTask.objects.filter(failed_at__lt=cutoff),
         "step_outputs": StepRun.objects.filter(run__state__in=FINISHED_RUN_STATES, run__finished_at__lt=cutoff).exclude(
             output=""
         ),

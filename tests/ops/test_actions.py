@@ -122,3 +122,62 @@ def test_a_target_that_is_down_is_a_clear_error_and_nothing_changes(api_for):
         perform("cache_invalidate", {"pattern": "x:*"}, service=down, timeout=2)
     failed = AuditRecord.objects.get()
     assert failed.action == "cache_invalidate" and not failed.ok and "Could not reach Redis" in failed.summary
+
+
+def test_purge_queue_empties_a_target_queue(redis_url):
+    from celery import Celery
+
+    producer = Celery("ops-test-producer", broker=redis_url, set_as_current=False)
+    queue = f"ops-test-{int(time.time() * 1000)}"
+    for n in range(3):
+        producer.send_task("tests.nothing", args=[n], queue=queue)
+    target = ServiceFactory(slug="jobs", broker_url=redis_url)
+    dry = perform("purge_queue", {"queue": queue, "dry_run": True}, service=target)
+    assert dry.summary == f"Dry run: would delete the 3 message(s) waiting on {queue}."
+    assert perform("purge_queue", {"queue": queue}, service=target).summary == f"Purged 3 message(s) from {queue}."
+    assert perform("queue_stats", {"queue": queue}, service=target, timeout=2).data["queues"][queue]["waiting"] == 0
+    assert [a.safety for a in AuditRecord.objects.order_by("id")] == ["dangerous", "dangerous"]
+
+
+def test_purge_queue_needs_a_known_queue_on_the_portal():
+    from runbooks.actions import ParamsError
+
+    with pytest.raises(ParamsError, match="Unknown queue 'nope'"):
+        perform("purge_queue", {"queue": "nope", "dry_run": True})
+
+
+def test_remove_task_gives_up_on_failed_tasks(admin_user):
+    from ops.models import FailedTask
+
+    task = FailedTask.objects.create(task_id="t", name="x", exception="E")
+    check = perform("remove_task", {"ids": [task.pk]}, by=admin_user)
+    assert check.summary == "Removed 1 failed task(s); they will not be retried."
+    task.refresh_from_db()
+    assert task.removed_at and task.handled_by == admin_user
+    assert not FailedTask.objects.waiting().exists()
+
+
+def test_cache_warm_fills_the_dashboard_tag():
+    from opsportal import tagged_cache
+
+    assert tagged_cache.tagged_keys("dashboard") == []
+    assert perform("cache_warm", {}).summary == "Warmed: dashboard response times."
+    assert len(tagged_cache.tagged_keys("dashboard")) == 1
+
+
+def test_cache_flush_of_the_portal_deletes_only_its_own_keys(redis_url):
+    import redis
+    from django.core.cache import cache
+
+    from opsportal import maintenance
+
+    raw = redis.Redis.from_url(redis_url)
+    raw.set("ops-test-foreign", "broker data")
+    cache.set("ops-test-own", "x", 60)
+    try:
+        check = perform("cache_flush", {})
+        assert check.summary.startswith("Flushed ")
+        assert cache.get("ops-test-own") is None and raw.get("ops-test-foreign") == b"broker data"
+        assert maintenance.is_on() is False  # the switch's copy is refilled from its row
+    finally:
+        raw.delete("ops-test-foreign")

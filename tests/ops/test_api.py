@@ -153,3 +153,8 @@ def test_failed_tasks_are_listed_with_their_reason(api_for, failed):
 def test_cache_stats_answer(api_for):
     body = api_for("admin").get("/api/ops/cache").json()
     assert body["available"] is True and "dashboard" in body["tags"]
+
+
+def test_pending_tasks_without_a_worker(api_for):
+    body = api_for("admin").get("/api/ops/tasks?status=pending").json()
+    assert body == {"status": "pending", "tasks": []}

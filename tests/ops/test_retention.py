@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from incidents.models import AlertDelivery, Integration, WebhookDelivery, WebhookEndpoint
 from ops import retention
-from ops.models import RetentionRun
+from ops.models import FailedTask, RetentionRun
 from runbooks.models import RunbookRun, StepRun
 from tests.runbooks.conftest import make_runbook, manual
 
@@ -49,6 +49,7 @@ def data(responder, settings):
         old["attempt"] = attempt("old")
         old["webhooks"] = [webhook(endpoint, n, s) for n, s in enumerate(["delivered", "failed", "delivered"])]
         old["pending_webhook"] = webhook(endpoint, 10, "pending")  # still being retried: kept
+        old["failed_task"] = FailedTask.objects.create(task_id="old", name="x", exception="E")
         old_run = RunbookRun.start(runbook, by=responder)
         old_run.complete_step(old_run.step_runs.get().pk, by=responder, note="done")
         StepRun.objects.filter(run=old_run).update(output="old output")
@@ -60,6 +61,7 @@ def data(responder, settings):
     new["expired_attempt"] = attempt("locked-then-expired", expires_in=timedelta(minutes=-1))
     new["live_attempt"] = attempt("still-locked", expires_in=timedelta(minutes=10))
     new["webhook"] = webhook(endpoint, 20, "delivered")
+    new["failed_task"] = FailedTask.objects.create(task_id="new", name="x", exception="E")
     new_run = RunbookRun.start(runbook, by=responder)
     new_run.complete_step(new_run.step_runs.get().pk, by=responder)
     StepRun.objects.filter(run=new_run).update(output="new output")
@@ -69,7 +71,10 @@ def data(responder, settings):
 def test_deletes_exactly_what_is_expired(data):
     before = REGISTRY.get_sample_value("retention_deleted_total", {"kind": "webhook_deliveries"}) or 0
     record = retention.run()
-    assert record.counts == {"login_attempts": 2, "webhook_deliveries": 3, "alert_payloads": 1, "step_outputs": 1}
+    assert record.counts == {
+        "login_attempts": 2, "webhook_deliveries": 3, "alert_payloads": 1, "failed_tasks": 1, "step_outputs": 1,
+    }  # fmt: skip
+    assert list(FailedTask.objects.values_list("task_id", flat=True)) == ["new"]
     assert set(AccessAttempt.objects.values_list("username", flat=True)) == {"still-locked"}
     assert set(WebhookDelivery.objects.values_list("state", "source_key")) == {("pending", "k10"), ("delivered", "k20")}
     assert list(AlertDelivery.objects.values_list("payload_hash", flat=True)) == ["b"]
@@ -83,7 +88,7 @@ def test_deletes_exactly_what_is_expired(data):
 
 def test_a_dry_run_counts_and_deletes_nothing(data):
     record = retention.run(dry_run=True)
-    assert record.dry_run and record.total == 7
+    assert record.dry_run and record.total == 8
     assert AccessAttempt.objects.count() == 3 and WebhookDelivery.objects.count() == 5
 
 
@@ -96,6 +101,8 @@ def test_through_the_api_with_the_last_run(api_for, data):
     response = api_for("admin").post("/api/ops/retention/run", {}, format="json")
     assert response.status_code == 200
     body = response.json()
-    assert body["detail"].startswith("Removed 2 login attempts, 3 webhook deliveries, 1 alert payloads, 1 step outputs")
+    assert body["detail"].startswith(
+        "Removed 2 login attempts, 3 webhook deliveries, 1 alert payloads, 1 failed tasks, 1 step outputs"
+    )
     last = api_for("admin").get("/api/ops/retention/run").json()["last_run"]
     assert last["counts"]["webhook_deliveries"] == 3
