@@ -1,3 +1,5 @@
+import importlib
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -15,6 +17,26 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+# Rows that data migrations create; a transactional test flushes every table when it ends.
+DATA_MIGRATIONS = [
+    ("incidents.migrations.0002_role_groups", "create_groups"),
+    ("incidents.migrations.0006_default_escalation_policies", "create_policies"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _rows_from_data_migrations(request):
+    """Puts back what data migrations created, for transactional tests that follow another one."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
+        return
+    request.getfixturevalue("transactional_db")
+    from django.apps import apps
+
+    for module, function in DATA_MIGRATIONS:
+        getattr(importlib.import_module(module), function)(apps, None)
 
 
 @pytest.fixture(autouse=True)
