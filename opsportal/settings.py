@@ -345,8 +345,6 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBU
 SESSION_COOKIE_HTTPONLY = CSRF_COOKIE_HTTPONLY = True  # htmx sends the token from the page, not the cookie
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_TIMEOUT_MINUTES", 60, minimum=1) * 60
 SESSION_SAVE_EVERY_REQUEST = True  # the expiry moves with each request: an idle timeout, not a fixed one
-# Sessions are read from the shared cache and written through to the database: one query less per request.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 _CSP = {
