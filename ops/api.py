@@ -1,7 +1,6 @@
 """The ops API (admin only; session + CSRF or token): the seeds' /api/ops/* paths, each the same
 action a runbook step runs, audited the same way."""
 
-from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -197,7 +196,7 @@ class RetentionRunView(OpsView):
 
     @extend_schema(responses={200: LastRetentionSerializer})
     def get(self, request):
-        last = RetentionRun.objects.filter(~Q(dry_run=True)).first()
+        last = RetentionRun.objects.filter(dry_run=False).first()
         return Response({"last_run": RetentionRunSerializer(last).data if last else None})
 
 
