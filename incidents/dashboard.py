@@ -11,6 +11,7 @@ from django.utils import timezone
 from incidents.choices import Severity
 from incidents.models import Alert, Incident
 from incidents.reviews import due_context
+from opsportal.tagged_cache import get_or_set_tagged
 
 WINDOWS = (7, 30, 90)
 OPEN_LIMIT = 50
@@ -81,12 +82,23 @@ def response_times(now: datetime) -> list[dict]:
     ]
 
 
+RESPONSE_TIMES_TTL = 300  # seconds; a bound on staleness should an invalidation be missed
+
+
+def cached_response_times(now: datetime) -> list[dict]:
+    """The 90-day aggregates are the dashboard's costliest query: cached under the `dashboard` tag,
+    which any saved incident or response clock invalidates (ops/signals.py)."""
+    return get_or_set_tagged(
+        "dashboard:response_times", lambda: response_times(now), tags=["dashboard"], timeout=RESPONSE_TIMES_TTL
+    )
+
+
 def context() -> dict:
     now = timezone.now()
     return {
         "now": now,
         **open_incidents(now),
         **firing_alerts(),
-        "response_times": response_times(now),
+        "response_times": cached_response_times(now),
         **due_context(now),
     }

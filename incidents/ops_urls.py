@@ -1,10 +1,18 @@
 from django.urls import path
 
 from incidents import ops_views
+from ops import views as console_views
 
 app_name = "ops"
 
 urlpatterns = [
+    path("", console_views.console, name="console"),
+    path("queues/", console_views.queues_card, name="queues"),
+    path("queues/<str:queue>/<str:verb>/", console_views.queue_action, name="queue_action"),
+    path("tasks/<int:pk>/<str:verb>/", console_views.failed_action, name="failed_action"),
+    path("cache/", console_views.cache_card, name="cache"),
+    path("maintenance/", console_views.maintenance, name="maintenance"),
+    path("retention/", console_views.retention, name="retention"),
     path("integrations/", ops_views.integrations, name="integrations"),
     path("integrations/<int:pk>/rotate/", ops_views.rotate_token, name="rotate_token"),
     path("webhooks/", ops_views.webhooks, name="webhooks"),

@@ -80,6 +80,16 @@ runbook_step_duration_seconds = Histogram(
     ["action"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
+# The retention sweep (ops/retention.py): the seed's retention.* counters and sweep duration.
+retention_deleted_total = Counter(
+    "retention_deleted_total", "Rows removed (step outputs: cleared) by the retention sweep, by kind.", ["kind"]
+)
+retention_runs_total = Counter("retention_runs_total", "Retention sweeps run (dry runs excluded).")
+retention_sweep_duration_seconds = Histogram(
+    "retention_sweep_duration_seconds",
+    "Duration of a retention sweep.",
+    buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900),
+)
 
 
 def label(value: str, *, fallback: str = "other") -> str:

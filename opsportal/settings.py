@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
     "opsportal",
     "incidents",
     "runbooks",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -165,9 +167,18 @@ CELERY_BEAT_SCHEDULE = {
     "run-escalations": {"task": "incidents.tasks.run_escalations", "schedule": 30.0},
     "retry-webhook-deliveries": {"task": "incidents.tasks.retry_webhook_deliveries", "schedule": 30.0},
     "requeue-alert-deliveries": {"task": "incidents.tasks.requeue_alert_deliveries", "schedule": 120.0},
-    "prune-alert-deliveries": {"task": "incidents.tasks.prune_alert_deliveries", "schedule": 3600.0},
     # Steps whose worker died or that no worker took (runbooks/tasks.py).
     "runbooks-reap-stuck-steps": {"task": "runbooks.reap_stuck_steps", "schedule": 60.0},
+}
+# Scheduled maintenance (ops/tasks.py, README "Configuration > Ops"): the retention sweep (which
+# also prunes applied alert payloads), the daily health check of the portal, the weekly clean-up.
+CELERY_BEAT_SCHEDULE |= {
+    "ops-retention-run": {"task": "ops.tasks.retention_run", "schedule": 3600.0},
+    "ops-daily-health-check": {"task": "ops.tasks.daily_health_check", "schedule": crontab(minute=0, hour=6)},
+    "ops-weekly-maintenance": {
+        "task": "ops.tasks.weekly_maintenance",
+        "schedule": crontab(minute=30, hour=3, day_of_week="sun"),
+    },
 }
 # Runbook steps get their own queue, so they never wait behind other work and can be served by
 # workers placed next to the services they check (Procfile: -Q celery,runbooks).
@@ -254,7 +265,12 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "ops-portal@localhost")
 
 # --- Alert intake ----------------------------------------------------------------------------
-ALERT_DELIVERY_RETENTION_DAYS = env_int("ALERT_DELIVERY_RETENTION_DAYS", 30, minimum=1)
+# --- Ops: retention, maintenance mode (README "Configuration > Ops") ----------------------------
+RETENTION_DAYS = env_int("RETENTION_DAYS", 30, minimum=1)
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000, minimum=1)
+ALERT_DELIVERY_RETENTION_DAYS = env_int("ALERT_DELIVERY_RETENTION_DAYS", RETENTION_DAYS, minimum=1)
+MAINTENANCE_RETRY_AFTER = env_int("MAINTENANCE_RETRY_AFTER", 300, minimum=1)  # seconds, in the 503's Retry-After
+OPS_HEALTH_CHECK_SEVERITY = env_str("OPS_HEALTH_CHECK_SEVERITY", "SEV3")
 
 # --- Limits ----------------------------------------------------------------------------------
 TIMELINE_BODY_MAX_LENGTH = 20_000
@@ -267,6 +283,7 @@ MIDDLEWARE = [
     "opsportal.middleware.RequestObservabilityMiddleware",
     *MIDDLEWARE,
     "csp.middleware.CSPMiddleware",
+    "opsportal.maintenance.MaintenanceModeMiddleware",
     "axes.middleware.AxesMiddleware",  # turns a lockout into the 429 answer; last, as axes asks
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]

@@ -10,6 +10,7 @@ from opsportal import auth, health, metrics
 api_patterns = [
     path("", include("incidents.api.urls")),
     path("", include("runbooks.api.urls")),
+    path("", include("ops.urls_api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file, so the CSP needs no inline scripts.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),

@@ -27,7 +27,9 @@ def execute(step_run) -> Outcome:
     """Runs the action of a claimed StepRun (its run and step loaded); never raises."""
     step = step_run.step
     masker = Masker()
-    target = Target(step.target_service or step_run.run.target, masker)
+    target = Target(
+        step.target_service or step_run.run.target, masker, actor=step_run.approved_by or step_run.run.started_by
+    )
     started = time.perf_counter()
     try:
         action = ACTIONS[step.action]
@@ -54,4 +56,28 @@ def execute(step_run) -> Outcome:
     outcome.summary = masker(outcome.summary)[:500]
     outcome.output = masker(outcome.output)
     outcome.result = masker.data(outcome.result)
+    _audit(step_run, outcome)
     return outcome
+
+
+def _audit(step_run, outcome: Outcome) -> None:
+    """Change and dangerous steps leave an audit record: who started (and approved) them, on what."""
+    from ops.audit import record
+
+    step, run = step_run.step, step_run.run
+    if step.action not in ACTIONS:
+        return
+    try:
+        record(
+            step.action,
+            dict(step.params),
+            ok=outcome.state == StepState.SUCCEEDED,
+            result={**outcome.result, "run": run.pk, "step": step_run.order},
+            summary=outcome.summary,
+            by=step_run.approved_by or run.started_by,
+            via="runbook",
+            service=step.target_service or run.target,
+            incident=run.incident,
+        )
+    except Exception as exc:  # noqa: BLE001 - the step's own result is recorded regardless
+        logger.error("could not audit step run %s: %s", step_run.pk, exc)

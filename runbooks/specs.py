@@ -151,4 +151,4 @@ def _validate_step(errors: dict, key: str, step: StepSpec, section_count: int) -
         errors[f"{key}.params"] = str(exc)
         return
     if step.safety in SAFETY_RANK:
-        step.safety = strictest(step.safety, action.safety)
+        step.safety = strictest(step.safety, action.safety_of(step.params))

@@ -57,6 +57,16 @@ def _fresh_rate_limits():
         cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_ops_cache(_fresh_rate_limits):
+    """Tagged values and the maintenance switch's cached copy describe rows that the previous
+    test's rollback removed (ops: opsportal/tagged_cache.py, opsportal/maintenance.py)."""
+    from opsportal import maintenance, tagged_cache
+
+    tagged_cache.invalidate(tagged_cache.TAGS)
+    maintenance.remember(False)
+
+
 @pytest.fixture
 def viewer(db):
     return UserFactory(username="victor", role="viewer")

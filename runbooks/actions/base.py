@@ -53,14 +53,20 @@ class Action:
     needs: Callable[[dict], str | None]
     describe: Callable[[dict], str]
     safety: str = Safety.READ_ONLY
+    # Stricter than `safety` for some parameters (a cache pattern matching everything is dangerous).
+    safety_for: Callable[[dict], str] | None = None
+
+    def safety_of(self, params: dict) -> str:
+        return self.safety_for(params) if self.safety_for else self.safety
 
 
 class Target:
     """The service a step acts on; settings are resolved (env: references included) only when asked."""
 
-    def __init__(self, service, masker: Masker):
+    def __init__(self, service, masker: Masker, *, actor=None):
         self.service = service
         self.masker = masker
+        self.actor = actor  # who the action runs for (remediations record it on what they change)
 
     @property
     def name(self) -> str:
@@ -104,6 +110,22 @@ def number(params: dict, key: str, default: float | None, *, minimum: float = 0,
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise ParamsError(f"{key} must be {bounds}.")
     return value
+
+
+def flag(params: dict, key: str) -> bool:
+    value = params.get(key, False)
+    if not isinstance(value, bool):
+        raise ParamsError(f"{key} must be true or false.")
+    return value
+
+
+def id_list(params: dict, key: str = "ids", *, limit: int = 1000) -> list[int]:
+    value = params.get(key)
+    if not isinstance(value, list) or not value:
+        raise ParamsError(f"{key} must be a non-empty list of ids.")
+    if len(value) > limit or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        raise ParamsError(f"{key} must list up to {limit} positive integer ids.")
+    return list(dict.fromkeys(value))
 
 
 def only(params: dict, allowed: set[str]) -> None:

@@ -1,0 +1,60 @@
+"""Running an action outside a runbook (the ops API, the console, the schedule) and the audit
+trail every change or dangerous action leaves, wherever it runs."""
+
+import logging
+
+from ops.models import AuditRecord
+from opsportal.connections import Masker
+from runbooks.actions import ACTIONS, ActionError, CheckResult, ParamsError, StepTimeout, Target
+from runbooks.choices import Safety
+
+logger = logging.getLogger(__name__)
+DEFAULT_TIMEOUT = 30.0
+
+
+def record(action: str, params: dict, *, ok: bool, result: dict, summary: str, by=None, via: str,
+           service=None, incident=None) -> AuditRecord | None:  # fmt: skip
+    """Writes the audit record of a change or dangerous action (read-only ones leave none)."""
+    safety = ACTIONS[action].safety_of(params)
+    if safety == Safety.READ_ONLY:
+        return None
+    entry = AuditRecord.objects.create(
+        action=action,
+        safety=safety,
+        actor=by,
+        via=via,
+        target=service.slug if service is not None else "portal",
+        params=params,
+        dry_run=bool(params.get("dry_run")),
+        ok=ok,
+        summary=summary[:500],
+        result=result,
+        incident=incident,
+    )
+    logger.info(
+        "ops action %s on %s by %s: %s", action, entry.target, by.get_username() if by else "Ops Portal", summary
+    )
+    return entry
+
+
+def perform(action: str, params: dict, *, by=None, via: str = "api", service=None, incident=None,
+            timeout: float = DEFAULT_TIMEOUT) -> CheckResult:  # fmt: skip
+    """Validates and runs `action` now, in this process, and audits it. ParamsError for bad
+    parameters (nothing ran); ActionError when the action could not do its work (audited as failed)."""
+    spec = ACTIONS[action]
+    params = spec.validate(dict(params))
+    masker = Masker()
+    try:
+        check = spec.run(params, Target(service, masker, actor=by), timeout)
+    except (ActionError, StepTimeout) as exc:
+        message = masker(str(exc))
+        record(action, params, ok=False, result={"error": message}, summary=message, by=by, via=via,
+               service=service, incident=incident)  # fmt: skip
+        raise type(exc)(message) from None
+    result = masker.data(check.as_json())
+    record(action, params, ok=True, result=result, summary=masker(check.summary), by=by, via=via,
+           service=service, incident=incident)  # fmt: skip
+    return check
+
+
+__all__ = ["ParamsError", "perform", "record"]

@@ -1,0 +1,38 @@
+"""Scheduled maintenance (beat schedule in settings): the retention sweep, the weekly clean-up
+and the daily health check of the portal itself."""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from ops.audit import perform
+from runbooks.actions import ActionError, ParamsError
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="ops.tasks.retention_run", ignore_result=True)
+def retention_run() -> dict:
+    return perform("retention_run", {}, via="schedule").figures
+
+
+@shared_task(name="ops.tasks.weekly_maintenance", ignore_result=True)
+def weekly_maintenance() -> dict:
+    """The seed's weekly window: clean old failed jobs (the retention sweep), ANALYZE, retention."""
+    done = {}
+    for action in ("analyze", "retention_run"):
+        try:
+            done[action] = perform(action, {}, via="schedule", timeout=600).summary
+        except (ActionError, ParamsError) as exc:
+            logger.warning("weekly maintenance: %s failed: %s", action, exc)
+            done[action] = f"failed: {exc}"
+    return done
+
+
+@shared_task(name="ops.tasks.daily_health_check", ignore_result=True)
+def daily_health_check() -> int | None:
+    from ops.health_check import start
+
+    run = start(severity=settings.OPS_HEALTH_CHECK_SEVERITY)
+    return run.pk if run else None
