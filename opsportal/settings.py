@@ -31,7 +31,10 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
 
+# From the environment, else the key `make run` generated for the embedded setup; never a default.
 SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY and (VAR_DIR / "secret_key").is_file():
+    SECRET_KEY = (VAR_DIR / "secret_key").read_text().strip()
 if not SECRET_KEY:
     raise ImproperlyConfigured(
         "SECRET_KEY is not set. `make run` generates one in var/secret_key; in production set a long random value."

@@ -93,3 +93,10 @@ def test_start_up_fails_naming_the_bad_variable(variable, value):
     result = load_settings(**{variable: value})
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and variable in result.stderr
+
+
+def test_the_key_generated_by_make_run_is_used_when_secret_key_is_unset(tmp_path):
+    (tmp_path / "secret_key").write_text("generated-by-make-run-" + "x" * 40 + "\n")
+    result = load_settings(SECRET_KEY="", OPSPORTAL_VAR_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert load_settings(SECRET_KEY="", OPSPORTAL_VAR_DIR=str(tmp_path / "empty")).returncode != 0
