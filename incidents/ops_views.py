@@ -1,11 +1,7 @@
 """Admin pages of the portal: alert integrations (create, rotate token) and webhook deliveries
 (inspect, redeliver). The same verbs as the Django admin and the API."""
 
-from functools import wraps
-
 from django import forms
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -13,18 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from incidents.choices import WebhookDeliveryState
 from incidents.models import Integration, WebhookDelivery, WebhookEndpoint
 from opsportal.errors import DomainError
-from opsportal.roles import is_admin
-
-
-def admin_required(view):
-    @login_required
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not is_admin(request.user):
-            raise PermissionDenied("You need the admin role for this.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
+from opsportal.roles import admin_required
 
 
 class IntegrationForm(forms.ModelForm):

@@ -4,10 +4,10 @@ and the audit trail. Each card is an htmx partial; its buttons run the same audi
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from incidents.ops_views import admin_required
 from ops.audit import perform
 from ops.models import AuditRecord, FailedTask, MaintenanceSwitch, RetentionRun
 from ops.stats import cache_stats
+from opsportal.roles import admin_required
 from runbooks.actions import ActionError, ParamsError
 from runbooks.actions.celery_queues import portal_queues, stats
 

@@ -65,17 +65,23 @@ class IsAdmin(BasePermission):
         return is_admin(request.user)
 
 
-def responder_required(view):
-    """Portal view decorator: sign-in first, then the responder role (403 otherwise)."""
+def _role_required(check, message: str):
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not check(request.user):
+                raise PermissionDenied(message)
+            return view(request, *args, **kwargs)
 
-    @login_required
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not is_responder(request.user):
-            raise PermissionDenied("You need the responder role to change incidents.")
-        return view(request, *args, **kwargs)
+        return wrapped
 
-    return wrapped
+    return decorator
+
+
+# Portal view decorators: sign-in first (redirect), then the role (403 otherwise).
+responder_required = _role_required(is_responder, "You need the responder role to change incidents.")
+admin_required = _role_required(is_admin, "You need the admin role for this.")
 
 
 def roles_context(request) -> dict:

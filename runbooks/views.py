@@ -1,7 +1,5 @@
 """Portal pages for runbooks and runs. The run page polls a partial with htmx while the run is active."""
 
-from functools import wraps
-
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -12,24 +10,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from incidents.models import Incident, Service
 from opsportal.errors import Conflict, DomainError
-from opsportal.roles import is_admin, is_responder, responder_required
+from opsportal.roles import admin_required, is_responder, responder_required
 from runbooks.choices import SectionKind
 from runbooks.forms import ImportForm, StartRunForm, StepActionForm
 from runbooks.importer import ImportRefused, import_document
 from runbooks.models import Runbook, RunbookDocument, RunbookRun, StepRun
 
 RECENT_RUNS = 5
-
-
-def admin_required(view):
-    @login_required
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not is_admin(request.user):
-            raise PermissionDenied("You need the admin role to import runbooks.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 @login_required
