@@ -1,15 +1,17 @@
 from django.contrib import admin, messages
 
-from ops.models import AuditRecord, FailedTask, MaintenanceSwitch, RetentionRun
+from ops.models import ActionRequest, AuditRecord, FailedTask, MaintenanceSwitch, RetentionRun
 from opsportal.errors import DomainError
 
 
 @admin.register(AuditRecord)
 class AuditRecordAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "action", "safety", "actor", "via", "target", "dry_run", "ok", "summary"]
+    list_display = [
+        "created_at", "action", "safety", "actor", "approved_by", "via", "target", "dry_run", "ok", "summary",
+    ]  # fmt: skip
     list_filter = ["action", "safety", "via", "ok", "dry_run"]
     search_fields = ["action", "target", "summary"]
-    list_select_related = ["actor"]
+    list_select_related = ["actor", "approved_by"]
     date_hierarchy = "created_at"
 
     # The audit trail is written by the actions only.
@@ -59,4 +61,21 @@ class RetentionRunAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in RetentionRun._meta.fields]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(ActionRequest)
+class ActionRequestAdmin(admin.ModelAdmin):
+    """Read-only: requests are decided in the ops console or the API, where the two-person rule holds."""
+
+    list_display = ["requested_at", "action", "state", "requested_by", "decided_by", "reason", "summary"]
+    list_filter = ["state", "action"]
+    search_fields = ["action", "reason", "summary"]
+    list_select_related = ["requested_by", "decided_by"]
+    readonly_fields = [f.name for f in ActionRequest._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

@@ -6,9 +6,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from incidents.models import Incident
+from ops import approvals
 from ops.audit import perform
-from ops.models import FailedTask, MaintenanceSwitch, RetentionRun
+from ops.models import ActionRequest, FailedTask, MaintenanceSwitch, RequestState, RetentionRun
 from ops.stats import cache_stats, pending_tasks
+from opsportal.api import Pagination
 from opsportal.roles import IsAdmin
 from runbooks.actions import ActionError, ParamsError, StepTimeout, TransientError
 from runbooks.actions.cache import matches_everything
@@ -28,40 +31,46 @@ class RetentionRunSerializer(serializers.ModelSerializer):
         fields = ["id", "started_at", "duration_ms", "retention_days", "dry_run", "counts"]
 
 
-class QueueBody(serializers.Serializer):
+class DryRunBody(serializers.Serializer):
+    dry_run = serializers.BooleanField(default=False)
+    incident = serializers.PrimaryKeyRelatedField(
+        queryset=Incident.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Run for this incident: the action is also written on its timeline.",
+    )
+
+
+class QueueBody(DryRunBody):
     queue = serializers.CharField(required=False, max_length=100)
-    dry_run = serializers.BooleanField(default=False)
 
 
-class IdsBody(serializers.Serializer):
+class IdsBody(DryRunBody):
     ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=1000)
-    dry_run = serializers.BooleanField(default=False)
 
 
-class InvalidateBody(serializers.Serializer):
+class InvalidateBody(DryRunBody):
     tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, allow_empty=False)
     pattern = serializers.CharField(required=False, max_length=200)
-    dry_run = serializers.BooleanField(default=False)
+    dangerous = serializers.BooleanField(
+        default=False, help_text="Needed for a pattern that matches every key: the flush then waits for approval."
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
     def validate(self, data):
         if ("tags" in data) == ("pattern" in data):
             raise serializers.ValidationError("Give either tags (a non-empty list) or pattern.")
-        if "pattern" in data and matches_everything(data["pattern"]):
+        if "pattern" in data and matches_everything(data["pattern"]) and not data["dangerous"]:
             raise serializers.ValidationError(
-                f"The pattern {data['pattern']!r} matches every key. A flush is a dangerous action that needs "
-                "another person's approval: run it as a runbook step (cache_invalidate with dangerous: true)."
+                f"The pattern {data['pattern']!r} matches every key: that is a flush, a dangerous action. "
+                'Send "dangerous": true with a "reason" to ask another admin to approve it.'
             )
         return data
 
 
-class MaintenanceBody(serializers.Serializer):
+class MaintenanceBody(DryRunBody):
     enabled = serializers.BooleanField()
     message = serializers.CharField(required=False, allow_blank=True, max_length=300)
-    dry_run = serializers.BooleanField(default=False)
-
-
-class DryRunBody(serializers.Serializer):
-    dry_run = serializers.BooleanField(default=False)
 
 
 class OpsResultSerializer(serializers.Serializer):
@@ -93,8 +102,39 @@ class MaintenanceStateSerializer(serializers.Serializer):
     changed_at = serializers.DateTimeField(allow_null=True)
 
 
+class ActionRequestSerializer(serializers.ModelSerializer):
+    state_label = serializers.CharField(source="get_state_display", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.get_username", default=None, read_only=True)
+    decided_by = serializers.CharField(source="decided_by.get_username", default=None, read_only=True)
+
+    class Meta:
+        model = ActionRequest
+        fields = [
+            "id", "action", "params", "reason", "incident", "state", "state_label", "preview",
+            "requested_by", "requested_at", "expires_at", "decided_by", "decided_at", "decision_note",
+            "started_at", "finished_at", "summary", "result",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
 def _answer(check, *, code: int = status.HTTP_200_OK) -> Response:
     return Response({"detail": check.summary, "result": check.as_json()}, status=code)
+
+
+def action_error(exc: Exception) -> Response:
+    """Why an action did not run: bad parameters 400, target unreachable 503, too slow 504, refused 409."""
+    for kind, code in ERROR_STATUS:
+        if isinstance(exc, kind):
+            return Response({"detail": str(exc)}, status=code)
+    raise exc
+
+
+ERROR_STATUS = [
+    (ParamsError, status.HTTP_400_BAD_REQUEST),
+    (TransientError, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (StepTimeout, status.HTTP_504_GATEWAY_TIMEOUT),
+    (ActionError, status.HTTP_409_CONFLICT),
+]
 
 
 class OpsView(APIView):
@@ -102,18 +142,12 @@ class OpsView(APIView):
     action_name = ""
     body = DryRunBody
 
-    def act(self, request, params: dict) -> Response:
+    def act(self, request, params: dict, *, incident=None) -> Response:
         """Runs the action on the portal; its refusals become 4xx, an unreachable service 503."""
         try:
-            check = perform(self.action_name, params, by=request.user, via="api")
-        except ParamsError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        except TransientError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        except StepTimeout as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_504_GATEWAY_TIMEOUT)
-        except ActionError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            check = perform(self.action_name, params, by=request.user, via="api", incident=incident)
+        except (ActionError, ParamsError) as exc:
+            return action_error(exc)
         return _answer(check)
 
     def __init_subclass__(cls, **kwargs):
@@ -130,7 +164,8 @@ class OpsView(APIView):
     def post(self, request):
         body = self.body(data=request.data)
         body.is_valid(raise_exception=True)
-        return self.act(request, {k: v for k, v in body.validated_data.items() if v is not None})
+        params = {k: v for k, v in body.validated_data.items() if v is not None}
+        return self.act(request, params, incident=params.pop("incident", None))
 
 
 class PauseJobsView(OpsView):
@@ -180,7 +215,23 @@ class RequeueTasksView(OpsView):
 
 
 class InvalidateCacheView(OpsView):
+    """By tags or pattern at once; a pattern matching every key (with "dangerous": true) becomes a
+    request that waits for another admin's approval (202)."""
+
     action_name, body = "cache_invalidate", InvalidateBody
+
+    @extend_schema(request=InvalidateBody, responses={200: OpsResultSerializer, 202: ActionRequestSerializer})
+    def post(self, request):
+        body = self.body(data=request.data)
+        body.is_valid(raise_exception=True)
+        params = {k: v for k, v in body.validated_data.items() if v is not None}
+        incident, reason = params.pop("incident", None), params.pop("reason", "")
+        if not params.get("dangerous"):
+            params.pop("dangerous")
+            return self.act(request, params, incident=incident)
+        if params.pop("dry_run"):
+            return self.act(request, {**params, "dry_run": True}, incident=incident)
+        return ask_for(request, "cache_invalidate", params, reason=reason, incident=incident)
 
 
 class CacheStatsView(APIView):
@@ -207,3 +258,97 @@ class MaintenanceView(OpsView):
     def get(self, request):
         switch = MaintenanceSwitch.current()
         return Response({"enabled": switch.enabled, "message": switch.message, "changed_at": switch.changed_at})
+
+
+class AskBody(serializers.Serializer):
+    action = serializers.ChoiceField(choices=approvals.approvable())
+    params = serializers.DictField(required=False, default=dict)
+    reason = serializers.CharField(max_length=500)
+    incident = serializers.PrimaryKeyRelatedField(queryset=Incident.objects.all(), required=False, allow_null=True)
+
+
+class DecisionBody(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+def ask_for(request, action: str, params: dict, *, reason: str, incident=None) -> Response:
+    """Records a dangerous action for approval (202), or says why not (4xx; 503 when the dry run cannot
+    reach what it would act on). Nothing is stored when it is refused."""
+    try:
+        asked = approvals.ask(action, params, by=request.user, reason=reason, via="api", incident=incident)
+    except (ActionError, ParamsError) as exc:
+        return action_error(exc)
+    body = ActionRequestSerializer(asked).data
+    body["detail"] = f"Request #{asked.pk} waits for another admin's approval. Dry run: {asked.preview['summary']}"
+    return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class ActionRequestsView(APIView):
+    """GET /api/ops/requests[?state=pending]: dangerous actions asked for, newest first.
+    POST: ask for one ({"action", "params", "reason", "incident"?}); another admin approves it."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("state", enum=list(RequestState.values))],
+        responses={200: ActionRequestSerializer(many=True)},
+    )
+    def get(self, request):
+        ActionRequest.objects.expire_stale()
+        rows = ActionRequest.objects.select_related("requested_by", "decided_by")
+        wanted = request.query_params.get("state")
+        if wanted:
+            if wanted not in RequestState.values:
+                return Response(
+                    {"detail": f"state must be one of {', '.join(RequestState.values)}."},
+                    status=status.HTTP_400_BAD_REQUEST,
+                )
+            rows = rows.filter(state=wanted)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(ActionRequestSerializer(page, many=True).data)
+
+    @extend_schema(request=AskBody, responses={202: ActionRequestSerializer})
+    def post(self, request):
+        body = AskBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        return ask_for(request, data["action"], data["params"], reason=data["reason"], incident=data.get("incident"))
+
+
+class ActionRequestView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(responses={200: ActionRequestSerializer})
+    def get(self, request, pk: int):
+        ActionRequest.objects.filter(pk=pk).expire_stale()
+        row = ActionRequest.objects.select_related("requested_by", "decided_by").filter(pk=pk).first()
+        if row is None:
+            return Response({"detail": f"No action request with id {pk}."}, status=status.HTTP_404_NOT_FOUND)
+        return Response(ActionRequestSerializer(row).data)
+
+
+class DecideView(APIView):
+    """POST /api/ops/requests/{id}/approve (another admin; 202, a worker runs it) or /reject (the
+    requester withdraws it, anyone else refuses it)."""
+
+    permission_classes = [IsAdmin]
+    decide = None
+
+    @extend_schema(request=DecisionBody, responses={200: ActionRequestSerializer, 202: ActionRequestSerializer})
+    def post(self, request, pk: int):
+        if not ActionRequest.objects.filter(pk=pk).exists():
+            return Response({"detail": f"No action request with id {pk}."}, status=status.HTTP_404_NOT_FOUND)
+        body = DecisionBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        decided = type(self).decide(pk, by=request.user, note=body.validated_data["note"])
+        code = status.HTTP_202_ACCEPTED if decided.state == RequestState.APPROVED else status.HTTP_200_OK
+        return Response(ActionRequestSerializer(decided).data, status=code)
+
+
+class ApproveView(DecideView):
+    decide = staticmethod(approvals.approve)
+
+
+class RejectView(DecideView):
+    decide = staticmethod(approvals.reject)

@@ -18,6 +18,14 @@ class AuditRecord(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who approved (dangerous) or confirmed (change) it, when someone had to.",
+    )
     via = models.CharField(max_length=20, help_text="api, portal, runbook or schedule.")
     target = models.CharField(max_length=150, help_text="A service slug, or 'portal'.")
     params = models.JSONField(default=dict, blank=True)
@@ -191,3 +199,98 @@ class RetentionRun(models.Model):
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+class RequestState(models.TextChoices):
+    PENDING = "pending", "Waiting for approval"
+    APPROVED = "approved", "Approved, queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Done"
+    FAILED = "failed", "Failed"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+
+
+REQUEST_TRANSITIONS: dict[str, set[str]] = {
+    RequestState.PENDING: {RequestState.APPROVED, RequestState.REJECTED, RequestState.CANCELLED, RequestState.EXPIRED},
+    RequestState.APPROVED: {RequestState.RUNNING, RequestState.FAILED},
+    RequestState.RUNNING: {RequestState.SUCCEEDED, RequestState.FAILED},
+    RequestState.SUCCEEDED: set(),
+    RequestState.FAILED: set(),
+    RequestState.REJECTED: set(),
+    RequestState.CANCELLED: set(),
+    RequestState.EXPIRED: set(),
+}
+OPEN_REQUEST_STATES = [RequestState.PENDING, RequestState.APPROVED, RequestState.RUNNING]
+
+
+class ActionRequestQuerySet(models.QuerySet):
+    def expire_stale(self) -> int:
+        """Pending requests nobody decided on in time expire (the state they were asked for has moved on)."""
+        return self.filter(state=RequestState.PENDING, expires_at__lte=timezone.now()).update(
+            state=RequestState.EXPIRED, decided_at=timezone.now()
+        )
+
+
+class ActionRequest(models.Model):
+    """A dangerous ops action asked for outside a runbook (ops API or console). It runs only after a
+    second admin approves it, on a worker, exactly once; the requester can withdraw it, anyone else
+    can reject it, and it expires when nobody decides in time. The dry run taken when it was asked
+    for is kept: it is what the approver saw (terminate_long_queries ends exactly the queries listed there)."""
+
+    action = models.CharField(max_length=60)
+    params = models.JSONField(default=dict, blank=True)
+    reason = models.CharField(max_length=500)
+    via = models.CharField(max_length=20, default="api", help_text="api or portal: where it was asked for.")
+    incident = models.ForeignKey(
+        "incidents.Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=10, choices=RequestState.choices, default=RequestState.PENDING)
+    preview = models.JSONField(default=dict, blank=True, help_text="The dry run taken when it was asked for.")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(max_length=500, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    summary = models.CharField(max_length=500, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+
+    objects = ActionRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [
+            # The console and GET /api/ops/requests?state=pending list the open ones first.
+            models.Index(fields=["state", "-requested_at"], name="actionrequest_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} requested by {self.requested_by} ({self.get_state_display()})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_REQUEST_STATES
+
+    @property
+    def is_expired(self) -> bool:
+        return self.state == RequestState.EXPIRED or (
+            self.state == RequestState.PENDING and self.expires_at <= timezone.now()
+        )
+
+    def move(self, state: str) -> None:
+        if state not in REQUEST_TRANSITIONS[self.state]:
+            raise Conflict(f"This request is {self.get_state_display().lower()}; it cannot become {state}.")
+        self.state = state
+
+    @classmethod
+    def locked(cls, pk: int) -> "ActionRequest":
+        row = cls.objects.select_for_update().filter(pk=pk).first()
+        if row is None:
+            raise DomainError(f"No action request with id {pk}.")
+        return row

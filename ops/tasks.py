@@ -36,3 +36,23 @@ def daily_health_check() -> int | None:
 
     run = start(severity=settings.OPS_HEALTH_CHECK_SEVERITY)
     return run.pk if run else None
+
+
+@shared_task(
+    name="ops.tasks.execute_request",
+    ignore_result=True,
+    soft_time_limit=settings.RUNBOOK_STEP_TIMEOUT_MAX + 30,
+    time_limit=settings.RUNBOOK_STEP_TIMEOUT_MAX + 60,
+)
+def execute_request(request_id: int) -> None:
+    """An approved dangerous action (ops/approvals.py); a redelivery finds it already running and does nothing."""
+    from ops.approvals import execute
+
+    execute(request_id)
+
+
+@shared_task(name="ops.tasks.sweep_action_requests", ignore_result=True)
+def sweep_action_requests() -> dict:
+    from ops.approvals import sweep
+
+    return sweep()

@@ -12,4 +12,8 @@ urlpatterns = [
     path("ops/cache/invalidate", api.InvalidateCacheView.as_view(), name="ops-cache-invalidate"),
     path("ops/retention/run", api.RetentionRunView.as_view(), name="ops-retention-run"),
     path("ops/maintenance", api.MaintenanceView.as_view(), name="ops-maintenance"),
+    path("ops/requests", api.ActionRequestsView.as_view(), name="ops-requests"),
+    path("ops/requests/<int:pk>", api.ActionRequestView.as_view(), name="ops-request"),
+    path("ops/requests/<int:pk>/approve", api.ApproveView.as_view(), name="ops-request-approve"),
+    path("ops/requests/<int:pk>/reject", api.RejectView.as_view(), name="ops-request-reject"),
 ]

@@ -185,7 +185,11 @@ CELERY_BEAT_SCHEDULE |= {
 }
 # Runbook steps get their own queue, so they never wait behind other work and can be served by
 # workers placed next to the services they check (Procfile: -Q celery,runbooks).
-CELERY_TASK_ROUTES = {"runbooks.*": {"queue": "runbooks"}}
+CELERY_TASK_ROUTES = {
+    "runbooks.*": {"queue": "runbooks"},
+    # Approved dangerous ops actions are remediation work, like runbook steps.
+    "ops.tasks.execute_request": {"queue": "runbooks"},
+}
 
 # --- Runbooks (README "Configuration > Runbooks") ---------------------------------------------
 RUNBOOK_STEP_TIMEOUT = env_int("RUNBOOK_STEP_TIMEOUT", 30, minimum=1)  # seconds, per step unless it says otherwise
@@ -274,6 +278,8 @@ RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000, minimum=1)
 ALERT_DELIVERY_RETENTION_DAYS = env_int("ALERT_DELIVERY_RETENTION_DAYS", RETENTION_DAYS, minimum=1)
 MAINTENANCE_RETRY_AFTER = env_int("MAINTENANCE_RETRY_AFTER", 300, minimum=1)  # seconds, in the 503's Retry-After
 OPS_HEALTH_CHECK_SEVERITY = env_str("OPS_HEALTH_CHECK_SEVERITY", "SEV3")
+# A dangerous ops action asked for outside a runbook waits this long for a second admin (ops/approvals.py).
+OPS_APPROVAL_TTL_MINUTES = env_int("OPS_APPROVAL_TTL_MINUTES", 60, minimum=1)
 
 # --- Limits ----------------------------------------------------------------------------------
 TIMELINE_BODY_MAX_LENGTH = 20_000

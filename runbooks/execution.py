@@ -75,6 +75,7 @@ def _audit(step_run, outcome: Outcome) -> None:
             result={**outcome.result, "run": run.pk, "step": step_run.order},
             summary=outcome.summary,
             by=step_run.approved_by or run.started_by,
+            approved_by=step_run.approved_by,
             via="runbook",
             service=step.target_service or run.target,
             incident=run.incident,

@@ -9,6 +9,7 @@ started since, or a reused pid, is never hit.
 
 import contextlib
 import re
+from datetime import datetime
 
 import psycopg
 from psycopg import sql
@@ -130,12 +131,35 @@ def _maintenance(verb: str):
 
 
 def _validate_terminate(params: dict) -> dict:
-    only(params, {"min_minutes", "limit", "dry_run"})
-    return {
+    only(params, {"min_minutes", "limit", "dry_run", "only_queries"})
+    clean = {
         "min_minutes": number(params, "min_minutes", 5, minimum=0.01, maximum=24 * 60),
         "limit": int(number(params, "limit", 50, minimum=1, maximum=500)),
         "dry_run": flag(params, "dry_run"),
     }
+    if "only_queries" in params:
+        clean["only_queries"] = _validate_pinned(params["only_queries"])
+    return clean
+
+
+def _validate_pinned(value) -> list[dict]:
+    """The queries an approver saw (pid and start time, from the dry run): only these may be ended."""
+    message = "only_queries must list up to 500 {pid, started} pairs from a dry run."
+    if not isinstance(value, list) or not value or len(value) > 500:
+        raise ParamsError(message)
+    pinned = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) != {"pid", "started"}:
+            raise ParamsError(message)
+        pid, started = item["pid"], item["started"]
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0 or not isinstance(started, str):
+            raise ParamsError(message)
+        try:
+            datetime.fromisoformat(started)
+        except ValueError:
+            raise ParamsError(message) from None
+        pinned.append({"pid": pid, "started": started})
+    return pinned
 
 
 def long_queries(conn: psycopg.Connection, minutes: float, limit: int) -> list[tuple]:
@@ -148,8 +172,13 @@ def _terminate(params: dict, target: Target, timeout: float) -> CheckResult:
     conn = _connect(target, timeout)
     try:
         listed = long_queries(conn, params["min_minutes"], params["limit"])
+        if "only_queries" in params:
+            pinned = {(q["pid"], datetime.fromisoformat(q["started"])) for q in params["only_queries"]}
+            listed = [r for r in listed if (r[0], r[3]) in pinned]
         shown = table(["pid", "user", "state", "seconds", "query"], [[r[0], r[1], r[2], r[4], r[5]] for r in listed])
-        queries = [{"pid": r[0], "user": r[1], "seconds": r[4], "query": r[5]} for r in listed]
+        queries = [
+            {"pid": r[0], "started": r[3].isoformat(), "user": r[1], "seconds": r[4], "query": r[5]} for r in listed
+        ]
         older = f"running for {params['min_minutes']:g} minutes or more"
         if params["dry_run"] or not listed:
             count = f"{len(listed)} quer{'y' if len(listed) == 1 else 'ies'} {older}"
@@ -167,8 +196,10 @@ def _terminate(params: dict, target: Target, timeout: float) -> CheckResult:
     finally:
         with contextlib.suppress(psycopg.Error):
             conn.close()
-    gone = len(listed) - len(terminated)
-    summary = f"Terminated {len(terminated)} of {len(listed)} quer{'y' if len(listed) == 1 else 'ies'} {older}"
+    # Pinned to a dry run, the count is of the queries the approver saw.
+    expected = len(params["only_queries"]) if "only_queries" in params else len(listed)
+    gone = expected - len(terminated)
+    summary = f"Terminated {len(terminated)} of {expected} quer{'y' if expected == 1 else 'ies'} {older}"
     if gone:
         summary += f" ({gone} had finished meanwhile)"
     return CheckResult(

@@ -76,7 +76,7 @@ def test_the_cache_card(client, admin_user):
     assert "Tagged dashboard" in body
 
 
-@pytest.mark.parametrize("model", ["auditrecord", "failedtask", "maintenanceswitch", "retentionrun"])
+@pytest.mark.parametrize("model", ["auditrecord", "failedtask", "maintenanceswitch", "retentionrun", "actionrequest"])
 def test_admin_lists(client, admin_user, model):
     client.force_login(admin_user)
     assert client.get(f"/admin/ops/{model}/").status_code == 200

@@ -1,0 +1,200 @@
+"""Dangerous ops actions outside a runbook: one admin asks (with a reason, and a dry run the portal
+takes at once), another approves, a worker runs it exactly once. The same rule as a runbook's
+dangerous step — nobody approves their own — for the actions the seeds mark as not safe to do alone:
+purge a queue, remove failed tasks, flush the cache or invalidate everything, REINDEX, terminate
+queries.
+
+States: pending → approved → running → succeeded | failed; pending → rejected (someone else said
+no), cancelled (the requester withdrew it) or expired (nobody decided within OPS_APPROVAL_TTL_MINUTES:
+what the dry run showed is stale by then, so it has to be asked for again).
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from ops.audit import perform
+from ops.models import ActionRequest, RequestState
+from opsportal.errors import Conflict
+from runbooks.actions import ACTIONS, ActionError, ParamsError, StepTimeout
+from runbooks.choices import Safety
+
+logger = logging.getLogger(__name__)
+PREVIEW_TIMEOUT = 10.0
+
+
+def approvable() -> list[str]:
+    """The actions that can be dangerous, so can be asked for here (all of them on the portal itself)."""
+    return sorted(name for name, spec in ACTIONS.items() if spec.safety == Safety.DANGEROUS or spec.safety_for)
+
+
+def _name(user) -> str:
+    return user.get_username() if user else "Ops Portal"
+
+
+def _timeline(request: ActionRequest, text: str, *, by=None) -> None:
+    if request.incident_id is None:
+        return
+    from incidents.choices import EventKind
+    from incidents.models import TimelineEvent
+
+    TimelineEvent.record(request.incident, kind=EventKind.ACTION, body=text, author=by)
+
+
+def _label(request: ActionRequest) -> str:
+    return f"Dangerous ops action `{request.action}` (request #{request.pk})"
+
+
+def ask(action: str, params: dict, *, by, reason: str, via: str = "api", incident=None) -> ActionRequest:
+    """Validates, takes the dry run and records the request. ParamsError for bad input (nothing
+    stored), ActionError/TransientError when the dry run cannot reach what it would act on."""
+    spec = ACTIONS.get(action)
+    if spec is None or action not in approvable():
+        raise ParamsError(
+            f"{action!r} is not a dangerous action; these need approval: {', '.join(approvable())}. "
+            "Change actions run directly through their own endpoints."
+        )
+    reason = (reason or "").strip()
+    if not reason:
+        raise ParamsError("Say why (reason): the approver and the audit trail need it.")
+    if "dry_run" in params:
+        raise ParamsError("Leave dry_run out: every request takes a dry run first and shows it to the approver.")
+    clean = spec.validate(dict(params))
+    if spec.safety_of(clean) != Safety.DANGEROUS:
+        raise ParamsError(
+            f"{action} with these parameters is not dangerous: run it directly (POST /api/ops/cache/invalidate)."
+        )
+    preview = perform(action, {**clean, "dry_run": True}, by=by, via=via, timeout=PREVIEW_TIMEOUT)
+    if action == "terminate_long_queries":
+        # The approver approves the queries they saw, not whatever is old when the worker gets there.
+        seen = [{"pid": q["pid"], "started": q["started"]} for q in preview.data.get("queries", [])]
+        if not seen:
+            raise ActionError(f"{preview.summary}: there is nothing to ask approval for.")
+        clean = spec.validate({**clean, "only_queries": seen})
+    with transaction.atomic():
+        request = ActionRequest.objects.create(
+            action=action,
+            params={k: v for k, v in clean.items() if k != "dry_run"},
+            reason=reason[:500],
+            via=via,
+            incident=incident,
+            preview=preview.as_json(),
+            requested_by=by,
+            expires_at=timezone.now() + timedelta(minutes=settings.OPS_APPROVAL_TTL_MINUTES),
+        )
+        _timeline(
+            request,
+            f"{_label(request)} asked for by {_name(by)}, waiting for another admin's approval: "
+            f"{reason}\n\nDry run: {preview.summary}",
+            by=by,
+        )
+    logger.warning("ops action %s requested by %s (request %s)", action, _name(by), request.pk)
+    return request
+
+
+def _decidable(pk: int) -> ActionRequest:
+    ActionRequest.objects.filter(pk=pk).expire_stale()
+    request = ActionRequest.locked(pk)
+    if request.state == RequestState.EXPIRED:
+        raise Conflict(
+            f"Request #{pk} expired at {timezone.localtime(request.expires_at):%Y-%m-%d %H:%M %Z} without a "
+            "decision; what its dry run showed may have changed. Ask again."
+        )
+    if request.state != RequestState.PENDING:
+        who = f" by {_name(request.decided_by)}" if request.decided_by_id else ""
+        raise Conflict(f"Request #{pk} is already {request.get_state_display().lower()}{who}.")
+    return request
+
+
+def approve(pk: int, *, by, note: str = "") -> ActionRequest:
+    """A second admin says yes: the action is queued for a worker (after commit)."""
+    from ops.tasks import execute_request
+
+    with transaction.atomic():
+        request = _decidable(pk)
+        if request.requested_by_id == by.pk:
+            raise PermissionDenied(
+                f"You asked for request #{pk}, so you cannot approve it: another admin has to. "
+                "You can withdraw it (reject)."
+            )
+        request.move(RequestState.APPROVED)
+        request.decided_by, request.decided_at, request.decision_note = by, timezone.now(), note.strip()[:500]
+        request.save()
+        quote = f": {request.decision_note}" if request.decision_note else ""
+        _timeline(request, f"{_label(request)} approved by {_name(by)}{quote}; running it now.", by=by)
+        transaction.on_commit(lambda: execute_request.delay(request.pk))
+    return request
+
+
+def reject(pk: int, *, by, note: str = "") -> ActionRequest:
+    """Someone else says no (rejected), or the requester withdraws it (cancelled). Nothing runs."""
+    with transaction.atomic():
+        request = _decidable(pk)
+        own = request.requested_by_id == by.pk
+        request.move(RequestState.CANCELLED if own else RequestState.REJECTED)
+        request.decided_by, request.decided_at, request.decision_note = by, timezone.now(), note.strip()[:500]
+        request.save()
+        verb = "withdrawn" if own else "rejected"
+        quote = f": {request.decision_note}" if request.decision_note else ""
+        _timeline(request, f"{_label(request)} {verb} by {_name(by)}{quote}; it will not run.", by=by)
+    return request
+
+
+def execute(pk: int) -> ActionRequest | None:
+    """Runs an approved request, once: a redelivered message finds it no longer approved and does nothing."""
+    with transaction.atomic():
+        request = ActionRequest.objects.select_for_update().filter(pk=pk).first()
+        if request is None or request.state != RequestState.APPROVED:
+            return None
+        request.move(RequestState.RUNNING)
+        request.started_at = timezone.now()
+        request.save(update_fields=["state", "started_at"])
+    try:
+        check = perform(
+            request.action,
+            request.params,
+            by=request.requested_by,
+            approved_by=request.decided_by,
+            via=request.via,
+            incident=request.incident,
+            timeout=float(settings.RUNBOOK_STEP_TIMEOUT_MAX),
+        )
+    except (ActionError, StepTimeout, ParamsError) as exc:
+        _finish(request, RequestState.FAILED, str(exc), {"error": str(exc)})
+    except Exception as exc:
+        logger.exception("ops action request %s failed", pk)
+        _finish(request, RequestState.FAILED, f"Internal error: {type(exc).__name__}", {"error": type(exc).__name__})
+        raise
+    else:
+        _finish(request, RequestState.SUCCEEDED, check.summary, check.as_json())
+    return request
+
+
+def _finish(request: ActionRequest, state: str, summary: str, result: dict) -> None:
+    request.move(state)
+    request.summary, request.result, request.finished_at = summary[:500], result, timezone.now()
+    request.save(update_fields=["state", "summary", "result", "finished_at"])
+
+
+def sweep(*, lost_after: timedelta | None = None) -> dict:
+    """Expires undecided requests, and fails those whose worker died mid-run (the action's outcome is
+    unknown: check the target before asking again). Beat runs it every minute."""
+    lost_after = lost_after or timedelta(seconds=settings.RUNBOOK_STEP_TIMEOUT_MAX + 120)
+    expired = ActionRequest.objects.expire_stale()
+    lost = 0
+    for pk in ActionRequest.objects.filter(
+        state=RequestState.RUNNING, started_at__lt=timezone.now() - lost_after
+    ).values_list("pk", flat=True):
+        with transaction.atomic():
+            request = ActionRequest.locked(pk)
+            if request.state != RequestState.RUNNING:
+                continue
+            message = "The worker running it was lost; whether the action took effect is unknown. Check the target."
+            _finish(request, RequestState.FAILED, message, {"error": "worker lost"})
+            _timeline(request, f"{_label(request)} failed: {message}")
+            lost += 1
+    return {"expired": expired, "lost": lost}
