@@ -68,7 +68,7 @@ def spec(service: Service) -> RunbookSpec:
     )
 
 
-def start(*, severity: str = "SEV3") -> RunbookRun | None:
+def start(*, severity: str = "SEV3", by=None) -> RunbookRun | None:
     service = portal_service()
     wanted = spec(service)
     runbook = Runbook.objects.filter(slug=SLUG).first()
@@ -76,7 +76,18 @@ def start(*, severity: str = "SEV3") -> RunbookRun | None:
         runbook = Runbook.create(wanted, by=None, note="Built in: the daily health check")
     else:
         runbook.revise(wanted, by=None, note="Built in: the daily health check")
-    return RunbookRun.start(runbook, by=None, target=service)
+    return RunbookRun.start(runbook, by=by, target=service)
+
+
+def last_run() -> RunbookRun | None:
+    """The newest daily health check with its steps (the ops console shows it)."""
+    return (
+        RunbookRun.objects.filter(runbook__slug=SLUG)
+        .select_related("incident", "started_by")
+        .prefetch_related("step_runs__step")
+        .order_by("-created_at", "-id")
+        .first()
+    )
 
 
 def _findings(run: RunbookRun) -> list[str]:

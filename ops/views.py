@@ -1,17 +1,28 @@
-"""The ops console (/ops/, admin only): queues, failed tasks, cache, maintenance switch, retention
-and the audit trail. Each card is an htmx partial; its buttons run the same audited actions as the API."""
+"""The ops console (/ops/, admin only): queues, failed tasks, cache, maintenance switch, retention,
+the daily health check, dangerous actions waiting for approval and the audit trail. Each card is an
+htmx partial; its buttons run the same audited actions as the API. Dangerous buttons (purge, remove,
+flush, and anything asked for in the approvals card) only ask: another admin approves in the same card."""
 
+import json
+
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
+from incidents.models import Incident
+from ops import approvals, health_check
 from ops.audit import perform
-from ops.models import AuditRecord, FailedTask, MaintenanceSwitch, RetentionRun
+from ops.models import ActionRequest, AuditRecord, FailedTask, MaintenanceSwitch, RequestState, RetentionRun
 from ops.stats import cache_stats
+from opsportal.errors import DomainError
 from opsportal.roles import admin_required
 from runbooks.actions import ActionError, ParamsError
 from runbooks.actions.celery_queues import portal_queues, stats
 
 AUDIT_SHOWN = 20
+DECIDED_SHOWN = 10
+# Tells the approvals card to reload when another card asked for something (hx-trigger ... from:body).
+REQUESTS_CHANGED = "ops-requests-changed"
 
 
 def _run(request, action: str, params: dict) -> tuple[str, str, int]:
@@ -31,9 +42,27 @@ def console(request):
         "switch": MaintenanceSwitch.current(),
         "failed": FailedTask.objects.waiting()[:50],
         "last_retention": RetentionRun.objects.filter(dry_run=False).first(),
-        "audit": AuditRecord.objects.select_related("actor", "incident")[:AUDIT_SHOWN],
+        "audit": AuditRecord.objects.select_related("actor", "approved_by", "incident")[:AUDIT_SHOWN],
+        **_requests_context(request),
+        **_health_context(),
     }
     return render(request, "ops/console.html", context)
+
+
+def _ask(request, action: str, params: dict, *, reason: str, incident=None) -> tuple[str, str, int]:
+    """(message, error, status) of asking for a dangerous action as the signed-in admin."""
+    try:
+        asked = approvals.ask(action, params, by=request.user, reason=reason, via="portal", incident=incident)
+    except ParamsError as exc:
+        return "", str(exc), 400
+    except ActionError as exc:
+        return "", str(exc), 409
+    return f"Request #{asked.pk} waits for another admin's approval. Dry run: {asked.preview['summary']}", "", 200
+
+
+def _reason(request) -> str:
+    """The reason typed into the button's prompt (hx-prompt), or a form field."""
+    return request.headers.get("HX-Prompt") or request.POST.get("reason", "")
 
 
 @admin_required
@@ -57,11 +86,21 @@ def _queues_card(request, *, message: str = "", error: str = "", status: int = 2
 @admin_required
 @require_POST
 def queue_action(request, queue: str, verb: str):
+    if verb == "purge":
+        message, error, status = _ask(request, "purge_queue", {"queue": queue}, reason=_reason(request))
+        response = _queues_card(request, message=message, error=error, status=status)
+        return _signal_requests(response)
     action = {"pause": "queue_pause", "resume": "queue_resume"}.get(verb)
     if action is None:
         return _queues_card(request, error=f"Unknown action {verb!r}.", status=400)
     message, error, status = _run(request, action, {"queue": queue})
     return _queues_card(request, message=message, error=error, status=status)
+
+
+def _signal_requests(response):
+    if response.status_code == 200:
+        response["HX-Trigger"] = REQUESTS_CHANGED
+    return response
 
 
 def _failed_card(request, *, message: str = "", error: str = "", status: int = 200):
@@ -72,10 +111,12 @@ def _failed_card(request, *, message: str = "", error: str = "", status: int = 2
 @admin_required
 @require_POST
 def failed_action(request, pk: int, verb: str):
-    action = {"requeue": "retry_failed", "remove": "remove_task"}.get(verb)
-    if action is None:
+    if verb == "remove":  # dangerous: asks another admin
+        message, error, status = _ask(request, "remove_task", {"ids": [pk]}, reason=_reason(request))
+        return _signal_requests(_failed_card(request, message=message, error=error, status=status))
+    if verb != "requeue":
         return _failed_card(request, error=f"Unknown action {verb!r}.", status=400)
-    message, error, status = _run(request, action, {"ids": [pk]})
+    message, error, status = _run(request, "retry_failed", {"ids": [pk]})
     return _failed_card(request, message=message, error=error, status=status)
 
 
@@ -83,6 +124,14 @@ def failed_action(request, pk: int, verb: str):
 @require_GET
 def cache_card(request):
     return render(request, "ops/partials/cache.html", {"cache": cache_stats()})
+
+
+@admin_required
+@require_POST
+def cache_flush(request):
+    message, error, status = _ask(request, "cache_flush", {}, reason=_reason(request))
+    context = {"cache": cache_stats(), "message": message, "error": error}
+    return _signal_requests(render(request, "ops/partials/cache.html", context, status=status))
 
 
 @admin_required
@@ -103,3 +152,82 @@ def retention(request):
     message, error, status = _run(request, "retention_run", {"dry_run": request.POST.get("dry_run") == "on"})
     context = {"last_retention": RetentionRun.objects.first(), "message": message, "error": error}
     return render(request, "ops/partials/retention.html", context, status=status)
+
+
+def _requests_context(request) -> dict:
+    ActionRequest.objects.expire_stale()
+    rows = ActionRequest.objects.select_related("requested_by", "decided_by", "incident")
+    return {
+        "pending": rows.filter(state=RequestState.PENDING).order_by("requested_at"),
+        "decided": rows.exclude(state=RequestState.PENDING)[:DECIDED_SHOWN],
+        "approvable": approvals.approvable(),
+    }
+
+
+def _requests_card(request, *, message: str = "", error: str = "", status: int = 200, form=None):
+    context = {**_requests_context(request), "message": message, "error": error, "form": form or {}}
+    return render(request, "ops/partials/requests.html", context, status=status)
+
+
+@admin_required
+@require_GET
+def requests_card(request):
+    return _requests_card(request)
+
+
+@admin_required
+@require_POST
+def ask(request):
+    """The approvals card's form: any dangerous action with JSON parameters, a reason and an incident."""
+    form = {k: request.POST.get(k, "").strip() for k in ("action", "params", "reason", "incident")}
+    try:
+        params = json.loads(form["params"] or "{}")
+        if not isinstance(params, dict):
+            raise ValueError
+    except ValueError:
+        return _requests_card(request, error='Parameters must be a JSON object, e.g. {"queue": "celery"}.',
+                              status=400, form=form)  # fmt: skip
+    incident = None
+    if form["incident"]:
+        number = form["incident"].upper().removeprefix("INC-").lstrip("#")
+        incident = Incident.objects.filter(pk=int(number)).first() if number.isdigit() else None
+        if incident is None:
+            return _requests_card(request, error=f"No incident {form['incident']!r}.", status=400, form=form)
+    message, error, status = _ask(request, form["action"], params, reason=form["reason"], incident=incident)
+    return _requests_card(request, message=message, error=error, status=status, form=form if error else None)
+
+
+@admin_required
+@require_POST
+def decide(request, pk: int, verb: str):
+    verbs = {"approve": approvals.approve, "reject": approvals.reject}
+    if verb not in verbs:
+        return _requests_card(request, error=f"Unknown decision {verb!r}.", status=400)
+    try:
+        decided = verbs[verb](pk, by=request.user, note=request.POST.get("note", ""))
+    except (PermissionDenied, DomainError) as exc:  # own request, already decided, expired, unknown
+        return _requests_card(request, error=str(exc), status=409)
+    done = {"approved": "approved: a worker runs it now", "rejected": "rejected", "cancelled": "withdrawn"}
+    return _requests_card(request, message=f"Request #{decided.pk} {done[decided.state]}.")
+
+
+def _health_context() -> dict:
+    return {"health_run": health_check.last_run()}
+
+
+@admin_required
+@require_GET
+def health_card(request):
+    return render(request, "ops/partials/health.html", _health_context())
+
+
+@admin_required
+@require_POST
+def health_run(request):
+    try:
+        run = health_check.start(by=request.user)
+    except DomainError as exc:
+        context = {**_health_context(), "error": str(exc)}
+        return render(request, "ops/partials/health.html", context, status=409)
+    context = {**_health_context(), "message": f"Health check run #{run.pk} started; this card refreshes."}
+    return render(request, "ops/partials/health.html", context)

@@ -2,17 +2,30 @@
 
 import pytest
 
-from ops.models import AuditRecord, FailedTask, MaintenanceSwitch, RetentionRun
+from ops.models import ActionRequest, AuditRecord, FailedTask, MaintenanceSwitch, RetentionRun
+from runbooks.models import RunbookRun
 from tests.conftest import ROLES
 
 pytestmark = pytest.mark.django_db
+# The console page, whatever the number of failed tasks, requests, audit records or health check
+# steps: 5 session/auth (read, user, savepoint, save, release), maintenance switch, failed tasks,
+# retention, audit, requests (expire, pending, decided), health check (run, its steps, their
+# runbook steps).
+CONSOLE_QUERIES = 15
 
-PAGES = ["/ops/", "/ops/queues/", "/ops/cache/"]
+PAGES = ["/ops/", "/ops/queues/", "/ops/cache/", "/ops/requests/", "/ops/health-check/"]
 POSTS = [
     ("/ops/maintenance/", {"enabled": "off"}),
     ("/ops/retention/", {"dry_run": "on"}),
     ("/ops/tasks/1/requeue/", {}),
+    ("/ops/tasks/1/remove/", {"reason": "poison"}),
     ("/ops/queues/runbooks/pause/", {}),
+    ("/ops/queues/runbooks/purge/", {"reason": "flood"}),
+    ("/ops/cache/flush/", {"reason": "poisoned"}),
+    ("/ops/requests/ask/", {"action": "cache_flush", "reason": "poisoned"}),
+    ("/ops/requests/1/approve/", {}),
+    ("/ops/requests/1/reject/", {}),
+    ("/ops/health-check/run/", {}),
 ]
 
 
@@ -35,14 +48,16 @@ def test_actions_are_for_admins(client, user_for, role, path, data):
         client.force_login(user)
     assert client.post(path, data).status_code in (302, 403)
     assert not AuditRecord.objects.exists()
+    assert not ActionRequest.objects.exists() and not RunbookRun.objects.exists()
 
 
 def test_the_console_shows_every_card(client, admin_user, django_assert_max_num_queries):
     FailedTask.objects.create(task_id="t", name="incidents.tasks.deliver_webhook", queue="celery", exception="Boom: x")
     client.force_login(admin_user)
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(CONSOLE_QUERIES):
         body = client.get("/ops/").content.decode()
-    for title in ("Maintenance mode", "Queues", "Failed tasks", "Cache", "Retention", "Audit trail"):
+    titles = ["Maintenance mode", "Queues", "Failed tasks", "Cache", "Retention", "Daily health check"]
+    for title in [*titles, "Dangerous actions: approvals", "Audit trail"]:
         assert f"<h2>{title}</h2>" in body
     assert "incidents.tasks.deliver_webhook" in body and "Boom: x" in body
     assert 'href="/ops/"' in body  # the nav link
@@ -92,3 +107,81 @@ def test_admin_requeue_is_all_or_nothing(client, admin_user):
     assert "Already requeued or removed" in response.content.decode()
     waiting.refresh_from_db()
     assert waiting.requeued_at is None
+
+
+@pytest.fixture
+def admin2(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="second", role="admin", is_staff=True)
+
+
+def test_remove_from_the_console_only_asks_and_another_admin_approves(
+    client, admin_user, admin2, incident, django_capture_on_commit_callbacks
+):
+    task = FailedTask.objects.create(task_id="t-rm", name="x.poison", queue="celery", exception="E")
+    client.force_login(admin_user)
+    refused = client.post(f"/ops/tasks/{task.pk}/remove/")
+    assert refused.status_code == 400 and "Say why (reason)" in refused.content.decode()
+    response = client.post(f"/ops/tasks/{task.pk}/remove/", headers={"HX-Request": "true", "HX-Prompt": "loops"})
+    assert response.status_code == 200 and response.headers["HX-Trigger"] == "ops-requests-changed"
+    assert "waits for another admin&#x27;s approval" in response.content.decode()
+    task.refresh_from_db()
+    assert task.removed_at is None
+    asked = ActionRequest.objects.get()
+    card = client.get("/ops/requests/").content.decode()
+    assert f'id="request-{asked.pk}"' in card and "Withdraw" in card and "Approve</button>" not in card
+    own = client.post(f"/ops/requests/{asked.pk}/approve/")
+    assert own.status_code == 409 and "another admin has to" in own.content.decode()
+
+    client.force_login(admin2)
+    card = client.get("/ops/requests/").content.decode()
+    assert "Approve</button>" in card and "Reject</button>" in card
+    with django_capture_on_commit_callbacks(execute=False):
+        approved = client.post(f"/ops/requests/{asked.pk}/approve/", {"note": "seen it"})
+    assert approved.status_code == 200 and "approved: a worker runs it now" in approved.content.decode()
+    assert "Nothing is waiting for approval." in approved.content.decode()
+
+
+def test_the_ask_form_refuses_bad_input_and_keeps_what_was_typed(client, admin_user, incident):
+    client.force_login(admin_user)
+    bad_json = client.post("/ops/requests/ask/", {"action": "reindex", "params": "{table", "reason": "bloat"})
+    assert bad_json.status_code == 400 and "must be a JSON object" in bad_json.content.decode()
+    assert 'value="bloat"' in bad_json.content.decode()
+    unknown = client.post("/ops/requests/ask/", {"action": "cache_flush", "reason": "x", "incident": "INC-99999"})
+    assert unknown.status_code == 400 and "No incident" in unknown.content.decode()
+    not_dangerous = client.post("/ops/requests/ask/", {"action": "analyze", "reason": "x"})
+    assert not_dangerous.status_code == 400 and "is not a dangerous action" in not_dangerous.content.decode()
+    ok = client.post(
+        "/ops/requests/ask/",
+        {"action": "cache_flush", "params": "", "reason": "poisoned", "incident": incident.reference},
+    )
+    assert ok.status_code == 200, ok.content.decode()
+    assert ActionRequest.objects.get().incident == incident
+    assert not ActionRequest.objects.exclude(incident=incident).exists()
+
+
+def test_the_console_query_count_does_not_grow_with_requests_or_health_steps(
+    client, admin_user, admin2, django_assert_max_num_queries
+):
+    from ops import approvals, health_check
+
+    client.force_login(admin_user)
+    health_check.start(by=admin_user)
+    for n in range(6):
+        asked = approvals.ask("cache_flush", {}, by=admin2, reason=f"r{n}")
+        if n % 2:
+            approvals.reject(asked.pk, by=admin_user)
+    with django_assert_max_num_queries(CONSOLE_QUERIES):
+        body = client.get("/ops/").content.decode()
+    assert body.count('id="request-') == 3 and "Run <a" in body
+
+
+def test_running_the_health_check_from_the_console(client, admin_user):
+    client.force_login(admin_user)
+    response = client.post("/ops/health-check/run/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    run = RunbookRun.objects.get()
+    assert f"Health check run #{run.pk} started" in body and "API health" in body
+    assert run.started_by == admin_user
