@@ -279,7 +279,7 @@ def ask_for(request, action: str, params: dict, *, reason: str, incident=None) -
     except (ActionError, ParamsError) as exc:
         return action_error(exc)
     body = ActionRequestSerializer(asked).data
-    body["detail"] = f"Request #{asked.pk} waits for another admin's approval. Dry run: {asked.preview['summary']}"
+    body["detail"] = asked.waiting_message
     return Response(body, status=status.HTTP_202_ACCEPTED)
 
 

@@ -1,5 +1,7 @@
 """What the ops actions leave behind: an audit trail, failed Celery tasks to requeue, the
-maintenance switch and the retention runs."""
+maintenance switch, the retention runs and the dangerous actions asked for outside runbooks."""
+
+import json
 
 from django.conf import settings
 from django.db import models, transaction
@@ -276,6 +278,14 @@ class ActionRequest(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_REQUEST_STATES
+
+    @property
+    def waiting_message(self) -> str:
+        return f"Request #{self.pk} waits for another admin's approval. {self.preview.get('summary', '')}".strip()
+
+    @property
+    def params_text(self) -> str:
+        return json.dumps(self.params, sort_keys=True)
 
     @property
     def is_expired(self) -> bool:

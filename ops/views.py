@@ -57,7 +57,7 @@ def _ask(request, action: str, params: dict, *, reason: str, incident=None) -> t
         return "", str(exc), 400
     except ActionError as exc:
         return "", str(exc), 409
-    return f"Request #{asked.pk} waits for another admin's approval. Dry run: {asked.preview['summary']}", "", 200
+    return asked.waiting_message, "", 200
 
 
 def _reason(request) -> str:

@@ -57,7 +57,9 @@ def test_asking_stores_a_pending_request_with_its_dry_run_and_changes_nothing(ap
     body = response.json()
     assert body["state"] == "pending" and body["requested_by"] == "root"
     assert body["preview"]["summary"] == f"Dry run: would remove failed tasks [{failed.pk}]."
-    assert "waits for another admin's approval" in body["detail"]
+    assert body["detail"] == (
+        f"Request #{body['id']} waits for another admin's approval. Dry run: would remove failed tasks [{failed.pk}]."
+    )
     failed.refresh_from_db()
     assert failed.removed_at is None
     assert "Dangerous ops action `remove_task`" in timeline(incident)[-1]
