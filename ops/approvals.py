@@ -89,7 +89,7 @@ def ask(action: str, params: dict, *, by, reason: str, via: str = "api", inciden
         _timeline(
             request,
             f"{_label(request)} asked for by {_name(by)}, waiting for another admin's approval: "
-            f"{reason}\n\nDry run: {preview.summary}",
+            f"{reason}\n\n{preview.summary}",
             by=by,
         )
     logger.warning("ops action %s requested by %s (request %s)", action, _name(by), request.pk)
