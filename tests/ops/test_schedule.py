@@ -3,6 +3,7 @@ in the admin under "Periodic tasks"; what an admin changes is what beat runs, al
 
 import importlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,6 +41,7 @@ CRONTABS = {
     "ops-weekly-maintenance": ("ops.tasks.weekly_maintenance", ("30", "3", "*", "*", "sun")),
 }
 CHANGELIST = "/admin/django_celery_beat/periodictask/"
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>")
 
 
 def crontab_of(task: PeriodicTask) -> tuple:
@@ -145,10 +147,15 @@ def test_admins_see_the_schedule_in_the_admin(client, admin_user):
     body = listing.content.decode()
     assert all(name in body for name in [*INTERVALS, *CRONTABS])
     assert "won't be dispatched" not in body  # the package's warning about a wrong scheduler setting
+    pages = {}
     for name in ("ops-daily-health-check", "run-escalations"):
         task = PeriodicTask.objects.get(name=name)
         page = client.get(f"{CHANGELIST}{task.pk}/change/")
-        assert page.status_code == 200 and escape(task.description) in page.content.decode()
+        assert page.status_code == 200
+        pages[name] = page.content.decode()
+        assert escape(task.description) in pages[name]
+        assert not INLINE_SCRIPT.findall(pages[name])  # the CSP allows scripts from files only
+    assert "At 06:00 AM" in pages["ops-daily-health-check"]  # the crontab in words
     assert "Periodic tasks" in client.get("/admin/").content.decode()
 
 
@@ -163,6 +170,19 @@ def test_the_schedule_is_not_for_other_roles(client, user_for, role):
         assert response.status_code == 302 and "/admin/login/" in response["Location"]
     response = client.post(f"{CHANGELIST}{task.pk}/change/", change_form(task, enabled=None))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert PeriodicTask.objects.get(pk=task.pk).enabled
+
+
+def test_staff_who_are_not_admins_are_refused_even_with_the_permissions(client):
+    from django.contrib.auth.models import Permission
+
+    staff = UserFactory(username="carol", role="responder", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(content_type__app_label="django_celery_beat"))
+    client.force_login(staff)
+    task = PeriodicTask.objects.get(name="run-escalations")
+    assert client.get(CHANGELIST).status_code == 403
+    assert client.post(f"{CHANGELIST}{task.pk}/change/", change_form(task, enabled=None)).status_code == 403
+    assert "Periodic tasks" not in client.get("/admin/").content.decode()
     assert PeriodicTask.objects.get(pk=task.pk).enabled
 
 
