@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.apps import apps
 from django.conf import settings
+from django.contrib.auth.models import Permission
 from django.utils.html import escape
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
@@ -88,14 +89,12 @@ def test_the_migration_seeds_the_schedule_settings_used_to_hold():
     tasks = {task.name: task for task in PeriodicTask.objects.select_related("interval", "crontab")}
     assert set(tasks) == set(INTERVALS) | set(CRONTABS)
     for name, (task_name, every) in INTERVALS.items():
-        assert (tasks[name].task, tasks[name].enabled, tasks[name].interval.schedule.run_every) == (
-            task_name,
-            True,
-            every,
-        ), name
+        task = tasks[name]
+        assert (task.task, task.enabled, task.interval.schedule.run_every) == (task_name, True, every), name
     for name, (task_name, fields) in CRONTABS.items():
-        assert (tasks[name].task, tasks[name].enabled, crontab_of(tasks[name])) == (task_name, True, fields), name
-        assert str(tasks[name].crontab.timezone) == settings.TIME_ZONE
+        task = tasks[name]
+        assert (task.task, task.enabled, crontab_of(task)) == (task_name, True, fields), name
+        assert str(task.crontab.timezone) == settings.TIME_ZONE
     assert all("Disabled:" in task.description for task in tasks.values())  # the admin reads what it stops
 
 
@@ -174,8 +173,6 @@ def test_the_schedule_is_not_for_other_roles(client, user_for, role):
 
 
 def test_staff_who_are_not_admins_are_refused_even_with_the_permissions(client):
-    from django.contrib.auth.models import Permission
-
     staff = UserFactory(username="carol", role="responder", is_staff=True)
     staff.user_permissions.set(Permission.objects.filter(content_type__app_label="django_celery_beat"))
     client.force_login(staff)
