@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from ops import admin_schedule  # noqa: F401 - the beat schedule's pages, for admins only
 from ops.models import ActionRequest, AuditRecord, FailedTask, MaintenanceSwitch, RetentionRun
 from opsportal.errors import DomainError
 

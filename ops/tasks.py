@@ -1,4 +1,4 @@
-"""Scheduled maintenance (beat schedule in settings): the retention sweep, the weekly clean-up
+"""Scheduled maintenance (admin > Periodic tasks): the retention sweep, the weekly clean-up
 and the daily health check of the portal itself."""
 
 import logging

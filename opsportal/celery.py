@@ -1,4 +1,5 @@
-"""The Celery app. Broker, routes, time limits and the beat schedule live in settings.
+"""The Celery app. Broker, routes and time limits live in settings; the beat schedule is in the
+database, edited in the admin under "Periodic tasks" (settings explain why).
 
 Logging: the worker keeps Django's LOGGING (JSON on stdout) instead of installing its own
 handlers, and each task logs with the request id of the web request that enqueued it.

@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -57,6 +56,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "django_celery_beat",
     "opsportal",
     "incidents",
     "runbooks",
@@ -163,26 +163,15 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE = {
-    "reviews-overdue": {"task": "incidents.tasks.mark_overdue_reviews", "schedule": 300.0},
-    # Alert intake, response clocks and webhook retries (incidents/tasks.py).
-    "run-escalations": {"task": "incidents.tasks.run_escalations", "schedule": 30.0},
-    "retry-webhook-deliveries": {"task": "incidents.tasks.retry_webhook_deliveries", "schedule": 30.0},
-    "requeue-alert-deliveries": {"task": "incidents.tasks.requeue_alert_deliveries", "schedule": 120.0},
-    # Steps whose worker died or that no worker took (runbooks/tasks.py).
-    "runbooks-reap-stuck-steps": {"task": "runbooks.reap_stuck_steps", "schedule": 60.0},
-}
-# Scheduled maintenance (ops/tasks.py, README "Configuration > Ops"): the retention sweep (which
-# also prunes applied alert payloads), the daily health check of the portal, the weekly clean-up.
-CELERY_BEAT_SCHEDULE |= {
-    "ops-retention-run": {"task": "ops.tasks.retention_run", "schedule": 3600.0},
-    "ops-daily-health-check": {"task": "ops.tasks.daily_health_check", "schedule": crontab(minute=0, hour=6)},
-    "ops-weekly-maintenance": {
-        "task": "ops.tasks.weekly_maintenance",
-        "schedule": crontab(minute=30, hour=3, day_of_week="sun"),
-    },
-}
+# The beat schedule is rows in the database, edited in the admin under "Periodic tasks"
+# (django-celery-beat); ops/migrations/0002_periodic_tasks.py seeds them. Settings hold none on
+# purpose: the DatabaseScheduler writes every CELERY_BEAT_SCHEDULE entry over its row at each
+# beat start, which would silently undo an admin's change of interval, crontab or arguments.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE: dict = {}
+# No result backend (results are ignored), so nothing expires: without this, beat would add a
+# "celery.backend_cleanup" row that runs a no-op every night at 04:00.
+CELERY_RESULT_EXPIRES = None
 # Runbook steps get their own queue, so they never wait behind other work and can be served by
 # workers placed next to the services they check (Procfile: -Q celery,runbooks).
 CELERY_TASK_ROUTES = {
@@ -214,6 +203,8 @@ LOGOUT_REDIRECT_URL = "login"
 # --- Internationalisation --------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_timezone("TIME_ZONE", "UTC")
+# Beat reads crontabs in this zone, and a crontab added in the admin starts in it too.
+CELERY_TIMEZONE = TIME_ZONE
 USE_I18N = True
 USE_TZ = True
 

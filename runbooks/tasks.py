@@ -1,4 +1,5 @@
-"""Celery tasks: thin wrappers around the StepRun verbs (routes, limits and schedule in settings)."""
+"""Celery tasks: thin wrappers around the StepRun verbs (routes and limits in settings; the
+reaper's schedule in the admin under "Periodic tasks")."""
 
 from celery import shared_task
 

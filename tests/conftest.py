@@ -23,6 +23,8 @@ def pytest_collection_modifyitems(config, items):
 DATA_MIGRATIONS = [
     ("incidents.migrations.0002_role_groups", "create_groups"),
     ("incidents.migrations.0006_default_escalation_policies", "create_policies"),
+    ("ops.migrations.0002_periodic_tasks", "create_periodic_tasks"),
+    ("ops.migrations.0004_sweep_action_requests_schedule", "create"),
 ]
 
 

@@ -107,6 +107,14 @@ def postgres_dsn() -> str:
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def subprocess_database_url() -> str:
+    """DATABASE_URL for a worker or beat process started by a test: the test database."""
+    db = connections["default"].settings_dict
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        return postgres_dsn()
+    return f"sqlite:///{Path(db['NAME']).resolve()}"
+
+
 @pytest.fixture
 def pg_dsn(db):
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":

@@ -9,6 +9,7 @@ import pytest
 import time_machine
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from incidents.models import TimelineEvent
 from opsportal.celery import app as celery_app
@@ -337,8 +338,8 @@ def test_step_runs_are_routed_to_the_runbooks_queue_with_late_acks():
     assert route["queue"].name == "runbooks"
     assert run_step.acks_late is True and run_step.reject_on_worker_lost is True
     assert celery_app.conf.worker_prefetch_multiplier == 1
-    schedule = celery_app.conf.beat_schedule["runbooks-reap-stuck-steps"]
-    assert schedule["task"] == "runbooks.reap_stuck_steps"
+    reaper = PeriodicTask.objects.get(name="runbooks-reap-stuck-steps")  # beat's schedule is in the database
+    assert reaper.task == "runbooks.reap_stuck_steps" and reaper.enabled
 
 
 @pytest.fixture

@@ -13,22 +13,14 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.conf import settings
-from django.db import connections
 
 from incidents.models import TimelineEvent
 from runbooks.models import RunbookRun
 from runbooks.tasks import reap_stuck_steps
 from tests.factories import IncidentFactory, UserFactory
-from tests.runbooks.conftest import auto, make_runbook, manual, postgres_dsn, purge_runbook_queue, wait_for
+from tests.runbooks.conftest import auto, make_runbook, manual, purge_runbook_queue, subprocess_database_url, wait_for
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
-
-
-def _database_url() -> str:
-    db = connections["default"].settings_dict
-    if db["ENGINE"] == "django.db.backends.postgresql":
-        return postgres_dsn()
-    return f"sqlite:///{Path(db['NAME']).resolve()}"
 
 
 @pytest.fixture
@@ -37,7 +29,7 @@ def worker_process(transactional_db):
     name = f"doomed-{uuid.uuid4().hex[:6]}"
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "OPSPORTAL_VAR_DIR": str(Path(settings.VAR_DIR).resolve()),
         "SECRET_KEY": settings.SECRET_KEY,
         "LOG_LEVEL": "INFO",

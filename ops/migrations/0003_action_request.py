@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('incidents', '0007_service_connection_settings'),
-        ('ops', '0001_ops_audit_failed_tasks_maintenance_retention'),
+        ('ops', '0002_periodic_tasks'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
