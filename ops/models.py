@@ -224,7 +224,6 @@ REQUEST_TRANSITIONS: dict[str, set[str]] = {
     RequestState.CANCELLED: set(),
     RequestState.EXPIRED: set(),
 }
-OPEN_REQUEST_STATES = [RequestState.PENDING, RequestState.APPROVED, RequestState.RUNNING]
 
 
 class ActionRequestQuerySet(models.QuerySet):
@@ -276,22 +275,12 @@ class ActionRequest(models.Model):
         return f"{self.action} requested by {self.requested_by} ({self.get_state_display()})"
 
     @property
-    def is_open(self) -> bool:
-        return self.state in OPEN_REQUEST_STATES
-
-    @property
     def waiting_message(self) -> str:
         return f"Request #{self.pk} waits for another admin's approval. {self.preview.get('summary', '')}".strip()
 
     @property
     def params_text(self) -> str:
         return json.dumps(self.params, sort_keys=True)
-
-    @property
-    def is_expired(self) -> bool:
-        return self.state == RequestState.EXPIRED or (
-            self.state == RequestState.PENDING and self.expires_at <= timezone.now()
-        )
 
     def move(self, state: str) -> None:
         if state not in REQUEST_TRANSITIONS[self.state]:
