@@ -25,6 +25,7 @@ from runbooks.choices import Safety
 
 logger = logging.getLogger(__name__)
 PREVIEW_TIMEOUT = 10.0
+RESEND_AFTER = timedelta(minutes=2)  # approved, yet no worker started it: its message was lost
 
 
 def approvable() -> list[str]:
@@ -110,10 +111,21 @@ def _decidable(pk: int) -> ActionRequest:
     return request
 
 
-def approve(pk: int, *, by, note: str = "") -> ActionRequest:
-    """A second admin says yes: the action is queued for a worker (after commit)."""
+def _send(pk: int) -> bool:
+    """Queues an approved request for a worker. A broker outage does not undo the approval: the
+    sweep sends it again (a second message is harmless: only an approved request runs)."""
     from ops.tasks import execute_request
 
+    try:
+        execute_request.delay(pk)
+    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many kinds; all mean "not queued"
+        logger.warning("approved request %s could not be queued (%s); the sweep sends it again", pk, exc)
+        return False
+    return True
+
+
+def approve(pk: int, *, by, note: str = "") -> ActionRequest:
+    """A second admin says yes: the action is queued for a worker (after commit)."""
     with transaction.atomic():
         request = _decidable(pk)
         if request.requested_by_id == by.pk:
@@ -126,7 +138,7 @@ def approve(pk: int, *, by, note: str = "") -> ActionRequest:
         request.save()
         quote = f": {request.decision_note}" if request.decision_note else ""
         _timeline(request, f"{_label(request)} approved by {_name(by)}{quote}; running it now.", by=by)
-        transaction.on_commit(lambda: execute_request.delay(request.pk))
+        transaction.on_commit(lambda: _send(request.pk))
     return request
 
 
@@ -181,10 +193,13 @@ def _finish(request: ActionRequest, state: str, summary: str, result: dict) -> N
 
 
 def sweep(*, lost_after: timedelta | None = None) -> dict:
-    """Expires undecided requests, and fails those whose worker died mid-run (the action's outcome is
-    unknown: check the target before asking again). Beat runs it every minute."""
+    """Expires undecided requests, sends again approved ones no worker started (their message was
+    lost, or the broker was down at approval), and fails those whose worker died mid-run (the
+    action's outcome is unknown: check the target before asking again). Beat runs it every minute."""
     lost_after = lost_after or timedelta(seconds=settings.RUNBOOK_STEP_TIMEOUT_MAX + 120)
     expired = ActionRequest.objects.expire_stale()
+    unsent = ActionRequest.objects.filter(state=RequestState.APPROVED, decided_at__lt=timezone.now() - RESEND_AFTER)
+    resent = sum(_send(pk) for pk in unsent.values_list("pk", flat=True))
     lost = 0
     for pk in ActionRequest.objects.filter(
         state=RequestState.RUNNING, started_at__lt=timezone.now() - lost_after
@@ -197,4 +212,4 @@ def sweep(*, lost_after: timedelta | None = None) -> dict:
             _finish(request, RequestState.FAILED, message, {"error": "worker lost"})
             _timeline(request, f"{_label(request)} failed: {message}")
             lost += 1
-    return {"expired": expired, "lost": lost}
+    return {"expired": expired, "resent": resent, "lost": lost}

@@ -134,9 +134,9 @@ def test_a_request_whose_worker_died_is_failed_by_the_sweep(api_for, admin2, fai
                           incident=incident)  # fmt: skip
     approvals.approve(asked.pk, by=admin2)
     ActionRequest.objects.filter(pk=asked.pk).update(state=RequestState.RUNNING, started_at=timezone.now())
-    assert approvals.sweep() == {"expired": 0, "lost": 0}  # still within its time limit
+    assert approvals.sweep() == {"expired": 0, "resent": 0, "lost": 0}  # still within its time limit
     with time_machine.travel(timezone.now() + timedelta(hours=1)):
-        assert approvals.sweep() == {"expired": 0, "lost": 1}
+        assert approvals.sweep() == {"expired": 0, "resent": 0, "lost": 1}
     asked.refresh_from_db()
     assert asked.state == RequestState.FAILED and "worker running it was lost" in asked.summary
     assert "whether the action took effect is unknown" in timeline(incident)[-1]
@@ -168,6 +168,34 @@ def test_an_approved_request_runs_on_a_real_worker(celery_worker, api_for, api2,
     assert (row.state, row.summary) == ("succeeded", "Removed 1 failed task(s); they will not be retried.")
     assert row.started_at and row.finished_at
     assert FailedTask.objects.get().removed_at is not None
+
+
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_an_approval_while_the_broker_is_down_is_kept_and_the_sweep_sends_it(
+    celery_worker, api_for, api2, failed, monkeypatch, caplog
+):
+    from kombu.exceptions import OperationalError
+
+    from ops.tasks import execute_request
+
+    asked = ask_remove(api_for("admin"), failed).json()
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(execute_request, "apply_async", broker_down)
+        response = api2.post(f"/api/ops/requests/{asked['id']}/approve", {}, format="json")
+    assert response.status_code == 202 and response.json()["state"] == "approved"
+    assert "could not be queued" in caplog.text
+    assert approvals.sweep()["resent"] == 0  # too early to call it lost
+    with time_machine.travel(timezone.now() + timedelta(minutes=3)):
+        assert approvals.sweep()["resent"] == 1
+    wait_for(lambda: ActionRequest.objects.get().state == RequestState.SUCCEEDED, message="the worker to run it")
+    failed.refresh_from_db()
+    assert failed.removed_at is not None
+    assert AuditRecord.objects.filter(dry_run=False).count() == 1  # ran once
 
 
 def test_a_flush_pattern_becomes_a_request_for_approval(api_for, api2, redis_url):
