@@ -170,6 +170,7 @@ def test_incident_card_queries_do_not_grow(as_user, django_assert_max_num_querie
 
     made = iter(range(100))
     add(1)
+    count()  # the session's idle-timeout write comes with the first request after sign-in
     few = count()
     add(6)
     assert count() == few
@@ -235,6 +236,7 @@ def test_list_page_queries_do_not_grow(as_user, django_assert_max_num_queries, t
 
     for n in range(2):
         make_runbook(f"A{n}", steps=[manual("x")], services=[target])
+    count()  # the session's idle-timeout write comes with the first request after sign-in
     few = count()
     for n in range(20):
         make_runbook(f"B{n}", steps=[manual("x")], services=[target])
