@@ -198,6 +198,7 @@ class NotificationEvent(models.TextChoices):
     STATUS_CHANGED = "incident.status_changed", "Status changed"
     ESCALATED = "incident.escalated", "Escalated"
     REVIEW_OVERDUE = "review.overdue", "Review overdue"
+    REPORT_RECEIVED = "report.received", "Problem report received"
 
 
 class WebhookDeliveryState(models.TextChoices):

@@ -104,9 +104,13 @@ class ProblemReport(models.Model):
 
     @classmethod
     def submit(cls, *, name: str, email: str, description: str, service=None) -> "ProblemReport":
+        from incidents.alerting.notify import notify_report_received
+
         report = cls(name=name.strip(), email=email.strip(), description=description.strip(), service=service)
         report.full_clean()
-        report.save()
+        with transaction.atomic():
+            report.save()
+            notify_report_received(report)  # webhooks subscribed to report.received, sent after commit
         return report
 
     def _lock_new(self, to: str) -> "ProblemReport":

@@ -6,6 +6,8 @@
   the incident has reached (they were paged, they want to hear it was acknowledged/resolved).
 - incident.escalated: the contacts of the level reached and every subscribed endpoint.
 - review.overdue: every subscribed endpoint (mark_overdue_reviews e-mails the review's owner).
+- report.received: every subscribed endpoint (a problem report from the status page, without the
+  reporter's name or e-mail).
 
 Webhook deliveries are rows written in the caller's transaction and sent after commit; email is
 sent by a task after commit.
@@ -135,8 +137,20 @@ def _notify(
         "incident": incident_data(incident),
         **(extra or {}),
     }
+    _deliver(event, endpoints.values(), data, source_key=source_key, incident=incident)
+    if emails:
+        from incidents.tasks import send_notification_email
+
+        subject = text[:180]
+        body = f"{text}\n\n{incident_url(incident)}\n\n{incident.summary}".strip() + "\n"
+        recipients = sorted(emails)
+        transaction.on_commit(lambda: send_notification_email.delay(subject, body, recipients))
+
+
+def _deliver(event: str, endpoints, data: dict, *, source_key: str, incident: Incident | None = None) -> None:
+    """One delivery row per endpoint (once per cause), sent after commit."""
     created = []
-    for endpoint in endpoints.values():
+    for endpoint in endpoints:
         try:
             with transaction.atomic():
                 delivery = WebhookDelivery.objects.create(
@@ -154,20 +168,35 @@ def _notify(
         from incidents.tasks import deliver_webhook
 
         transaction.on_commit(lambda: [deliver_webhook.delay(pk) for pk in created])
-    if emails:
-        from incidents.tasks import send_notification_email
 
-        subject = text[:180]
-        body = f"{text}\n\n{incident_url(incident)}\n\n{incident.summary}".strip() + "\n"
-        recipients = sorted(emails)
-        transaction.on_commit(lambda: send_notification_email.delay(subject, body, recipients))
+
+def notify_report_received(report) -> None:
+    """A member of the public reported a problem: every endpoint subscribed to report.received hears
+    it, with a link to the triage list. Neither the reporter's name nor e-mail leaves the portal."""
+    about = f" about {report.service.name}" if report.service else ""
+    first_line = report.description.strip().splitlines()[0][:200] if report.description.strip() else ""
+    data = {
+        "event": NotificationEvent.REPORT_RECEIVED,
+        "text": f"Problem report {report.reference}{about}: {first_line}",
+        "occurred_at": timezone.now().isoformat(),
+        "report": {
+            "id": report.pk,
+            "reference": report.reference,
+            "service": report.service.slug if report.service else None,
+            "description": report.description,
+            "url": portal_base_url() + reverse("incidents:reports") + "?status=new",
+        },
+    }
+    event = NotificationEvent.REPORT_RECEIVED
+    endpoints = [e for e in WebhookEndpoint.objects.filter(enabled=True) if event in (e.events or [])]
+    _deliver(event, endpoints, data, source_key=f"report:{report.pk}")
 
 
 def payload_for(endpoint: WebhookEndpoint, data: dict) -> dict:
     if endpoint.format == WebhookFormat.SLACK:
         # Slack's incoming webhooks (and Mattermost, Rocket.Chat) take {"text"} with <url|label> links.
-        incident = data["incident"]
-        return {"text": f"{_slack_escape(data['text'])} <{incident['url']}|Open {incident['reference']}>"}
+        subject = data.get("incident") or data["report"]
+        return {"text": f"{_slack_escape(data['text'])} <{subject['url']}|Open {subject['reference']}>"}
     return data
 
 

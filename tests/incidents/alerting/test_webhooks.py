@@ -288,3 +288,40 @@ def test_overdue_review_is_announced_once(receiver, django_capture_on_commit_cal
     assert request["headers"]["X-Opsportal-Event"] == "review.overdue"
     assert payload["text"].startswith(f"Post-incident review of {incident.reference} is overdue")
     assert payload["review"]["id"] == review.pk
+
+
+def test_a_problem_report_is_announced_without_the_reporters_details(
+    receiver, django_capture_on_commit_callbacks, client
+):
+    from incidents.reports import ProblemReport
+    from tests.factories import ServiceFactory
+
+    json_hook = receiver([200])
+    slack_hook = receiver([200])
+    endpoint(json_hook.url, events=["report.received"])
+    endpoint(slack_hook.url, name="chat", format="slack", events=["report.received"])
+    endpoint("http://127.0.0.1:9/unused", name="incidents-only", events=["incident.created"])
+    ServiceFactory(name="Checkout", slug="checkout", public=True)
+    form = {
+        "name": "Jane Customer",
+        "email": "jane@example.com",
+        "service": "checkout",
+        "description": "The Pay button spins forever since 10:00.\nTried two browsers.",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/api/public/reports/", form, content_type="application/json")
+    assert response.status_code == 201, response.content
+    report = ProblemReport.objects.get()
+    [request] = json_hook.requests
+    assert request["headers"]["X-Opsportal-Event"] == "report.received"
+    payload = json.loads(request["body"])
+    assert (
+        payload["text"]
+        == f"Problem report {report.reference} about Checkout: The Pay button spins forever since 10:00."
+    )
+    assert payload["report"]["url"].endswith("/incidents/reports/?status=new")
+    assert payload["report"]["service"] == "checkout" and "Tried two browsers." in payload["report"]["description"]
+    assert b"jane" not in request["body"].lower()  # neither the name nor the e-mail leaves the portal
+    [chat] = slack_hook.requests
+    assert f"|Open {report.reference}>" in json.loads(chat["body"])["text"]
+    assert WebhookDelivery.objects.filter(event="report.received", incident=None).count() == 2
