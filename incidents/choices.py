@@ -199,6 +199,7 @@ class NotificationEvent(models.TextChoices):
     ESCALATED = "incident.escalated", "Escalated"
     REVIEW_OVERDUE = "review.overdue", "Review overdue"
     REPORT_RECEIVED = "report.received", "Problem report received"
+    APPROVAL_REQUESTED = "ops.approval_requested", "Dangerous ops action awaits approval"
 
 
 class WebhookDeliveryState(models.TextChoices):

@@ -17,6 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from incidents.alerting.notify import notify_approval_requested
 from ops.audit import perform
 from ops.models import ActionRequest, RequestState
 from opsportal.errors import Conflict
@@ -87,6 +88,7 @@ def ask(action: str, params: dict, *, by, reason: str, via: str = "api", inciden
             requested_by=by,
             expires_at=timezone.now() + timedelta(minutes=settings.OPS_APPROVAL_TTL_MINUTES),
         )
+        notify_approval_requested(request)
         _timeline(
             request,
             f"{_label(request)} asked for by {_name(by)}, waiting for another admin's approval: "

@@ -8,6 +8,7 @@
 - review.overdue: every subscribed endpoint (mark_overdue_reviews e-mails the review's owner).
 - report.received: every subscribed endpoint (a problem report from the status page, without the
   reporter's name or e-mail).
+- ops.approval_requested: every subscribed endpoint (a dangerous ops action waits for a second admin).
 
 Webhook deliveries are rows written in the caller's transaction and sent after commit; email is
 sent by a task after commit.
@@ -170,6 +171,32 @@ def _deliver(event: str, endpoints, data: dict, *, source_key: str, incident: In
         transaction.on_commit(lambda: [deliver_webhook.delay(pk) for pk in created])
 
 
+def notify_approval_requested(request) -> None:
+    """A dangerous ops action waits for a second admin (ops/approvals.py): subscribed endpoints hear
+    it, so it does not sit unseen until it expires."""
+    event = NotificationEvent.APPROVAL_REQUESTED
+    who = request.requested_by.get_username() if request.requested_by else "Ops Portal"
+    data = {
+        "event": event,
+        "text": f"{who} asks another admin to approve `{request.action}` (request #{request.pk}): {request.reason}",
+        "occurred_at": timezone.now().isoformat(),
+        "approval": {
+            "id": request.pk,
+            "reference": f"request #{request.pk}",
+            "action": request.action,
+            "params": request.params,
+            "reason": request.reason,
+            "requested_by": who,
+            "dry_run": request.preview.get("summary", ""),
+            "expires_at": request.expires_at.isoformat(),
+            "incident": request.incident.reference if request.incident_id else None,
+            "url": portal_base_url() + reverse("ops:console") + f"#request-{request.pk}",
+        },
+    }
+    endpoints = [e for e in WebhookEndpoint.objects.filter(enabled=True) if event in (e.events or [])]
+    _deliver(event, endpoints, data, source_key=f"approval:{request.pk}", incident=request.incident)
+
+
 def notify_report_received(report) -> None:
     """A member of the public reported a problem: every endpoint subscribed to report.received hears
     it, with a link to the triage list. Neither the reporter's name nor e-mail leaves the portal."""
@@ -195,7 +222,7 @@ def notify_report_received(report) -> None:
 def payload_for(endpoint: WebhookEndpoint, data: dict) -> dict:
     if endpoint.format == WebhookFormat.SLACK:
         # Slack's incoming webhooks (and Mattermost, Rocket.Chat) take {"text"} with <url|label> links.
-        subject = data.get("incident") or data["report"]
+        subject = data.get("incident") or data.get("report") or data["approval"]
         return {"text": f"{_slack_escape(data['text'])} <{subject['url']}|Open {subject['reference']}>"}
     return data
 

@@ -247,3 +247,26 @@ def test_terminate_with_nothing_to_end_is_not_stored(admin_user, db):
     with pytest.raises((ActionError, ParamsError)):
         approvals.ask("terminate_long_queries", {"min_minutes": 600}, by=admin_user, reason="r")
     assert not ActionRequest.objects.exists()
+
+
+def test_subscribed_webhooks_hear_that_an_approval_is_waiting(
+    api_for, failed, incident, django_capture_on_commit_callbacks
+):
+    from incidents.models import WebhookDelivery, WebhookEndpoint
+
+    WebhookEndpoint.objects.create(
+        name="ops-chat", url="http://127.0.0.1:9/hook", secret="s", events=["ops.approval_requested"]
+    )
+    WebhookEndpoint.objects.create(
+        name="other", url="http://127.0.0.1:9/other", secret="s", events=["incident.created"]
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        asked = ask_remove(api_for("admin"), failed, incident).json()
+    delivery = WebhookDelivery.objects.get(event="ops.approval_requested")
+    assert delivery.endpoint.name == "ops-chat" and delivery.incident == incident
+    assert delivery.payload["text"] == (
+        f"root asks another admin to approve `remove_task` (request #{asked['id']}): poison message, retries loop"
+    )
+    approval = delivery.payload["approval"]
+    assert approval["url"].endswith(f"/ops/#request-{asked['id']}") and approval["incident"] == incident.reference
+    assert approval["dry_run"] == f"Dry run: would remove failed tasks [{failed.pk}]."
