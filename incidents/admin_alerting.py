@@ -1,8 +1,10 @@
 """Admin for alert intake, escalation and notifications (imported by incidents/admin.py)."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
+from incidents.choices import NotificationEvent
 from incidents.models import (
     Alert,
     AlertDelivery,
@@ -115,8 +117,25 @@ class SlaClockAdmin(ReadOnlyAdmin):
     list_select_related = ["incident"]
 
 
+class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=2000, assume_scheme="https", help_text="http:// or https://")
+    events = forms.MultipleChoiceField(
+        choices=NotificationEvent.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text=WebhookEndpoint._meta.get_field("events").help_text,
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["name", "url", "format", "secret", "events", "enabled"]
+
+
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Events are ticked, not typed as JSON."""
+
+    form = WebhookEndpointForm
     list_display = ["name", "url", "format", "enabled", "created_at"]
     list_filter = ["format", "enabled"]
     search_fields = ["name", "url"]

@@ -325,3 +325,16 @@ def test_a_problem_report_is_announced_without_the_reporters_details(
     [chat] = slack_hook.requests
     assert f"|Open {report.reference}>" in json.loads(chat["body"])["text"]
     assert WebhookDelivery.objects.filter(event="report.received", incident=None).count() == 2
+
+
+def test_the_admin_ticks_the_events_of_an_endpoint(admin_client):
+    hook = endpoint("http://127.0.0.1:9/hook", events=["incident.created"])
+    page = admin_client.get(f"/admin/incidents/webhookendpoint/{hook.pk}/change/").content.decode()
+    assert 'type="checkbox" name="events" value="report.received"' in page
+    assert 'type="checkbox" name="events" value="ops.approval_requested"' in page
+    form = {"name": hook.name, "url": hook.url, "format": "json", "secret": SECRET, "enabled": "on"}
+    form["events"] = ["incident.created", "report.received"]
+    response = admin_client.post(f"/admin/incidents/webhookendpoint/{hook.pk}/change/", form)
+    assert response.status_code == 302
+    hook.refresh_from_db()
+    assert hook.events == ["incident.created", "report.received"]
