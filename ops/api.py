@@ -6,11 +6,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from incidents.models import Incident
+from incidents.models import Incident, Service
 from ops import approvals
 from ops.audit import perform
 from ops.models import ActionRequest, FailedTask, MaintenanceSwitch, RequestState, RetentionRun
 from ops.stats import cache_stats, pending_tasks
+from ops.targets import check_target
 from opsportal.api import Pagination
 from opsportal.roles import IsAdmin
 from runbooks.actions import ActionError, ParamsError, StepTimeout, TransientError
@@ -31,9 +32,8 @@ class RetentionRunSerializer(serializers.ModelSerializer):
         fields = ["id", "started_at", "duration_ms", "retention_days", "dry_run", "counts"]
 
 
-class DryRunBody(serializers.Serializer):
-    dry_run = serializers.BooleanField(default=False)
-    incident = serializers.PrimaryKeyRelatedField(
+def _incident_field():
+    return serializers.PrimaryKeyRelatedField(
         queryset=Incident.objects.all(),
         required=False,
         allow_null=True,
@@ -41,7 +41,35 @@ class DryRunBody(serializers.Serializer):
     )
 
 
-class QueueBody(DryRunBody):
+def _service_field():
+    return serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Service.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Act on this service (its broker, Redis or database URL) instead of the portal itself.",
+    )
+
+
+class DryRunBody(serializers.Serializer):
+    dry_run = serializers.BooleanField(default=False)
+    incident = _incident_field()
+
+    def validate(self, data):
+        # A misspelt or unsupported field must not be ignored by an action that changes things.
+        unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
+        if unknown:
+            raise serializers.ValidationError(
+                f"unknown parameters: {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(self.fields))}."
+            )
+        return data
+
+
+class TargetBody(DryRunBody):
+    service = _service_field()
+
+
+class QueueBody(TargetBody):
     queue = serializers.CharField(required=False, max_length=100)
 
 
@@ -49,7 +77,7 @@ class IdsBody(DryRunBody):
     ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=1000)
 
 
-class InvalidateBody(DryRunBody):
+class InvalidateBody(TargetBody):
     tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, allow_empty=False)
     pattern = serializers.CharField(required=False, max_length=200)
     dangerous = serializers.BooleanField(
@@ -58,6 +86,7 @@ class InvalidateBody(DryRunBody):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
     def validate(self, data):
+        data = super().validate(data)
         if ("tags" in data) == ("pattern" in data):
             raise serializers.ValidationError("Give either tags (a non-empty list) or pattern.")
         if "pattern" in data and matches_everything(data["pattern"]) and not data["dangerous"]:
@@ -105,12 +134,13 @@ class MaintenanceStateSerializer(serializers.Serializer):
 class ActionRequestSerializer(serializers.ModelSerializer):
     state_label = serializers.CharField(source="get_state_display", read_only=True)
     requested_by = serializers.CharField(source="requested_by.get_username", default=None, read_only=True)
+    service = serializers.CharField(source="service.slug", default=None, read_only=True)
     decided_by = serializers.CharField(source="decided_by.get_username", default=None, read_only=True)
 
     class Meta:
         model = ActionRequest
         fields = [
-            "id", "action", "params", "reason", "incident", "state", "state_label", "preview",
+            "id", "action", "service", "params", "reason", "incident", "state", "state_label", "preview",
             "requested_by", "requested_at", "expires_at", "decided_by", "decided_at", "decision_note",
             "started_at", "finished_at", "summary", "result",
         ]  # fmt: skip
@@ -142,10 +172,11 @@ class OpsView(APIView):
     action_name = ""
     body = DryRunBody
 
-    def act(self, request, params: dict, *, incident=None) -> Response:
-        """Runs the action on the portal; its refusals become 4xx, an unreachable service 503."""
+    def act(self, request, params: dict, *, incident=None, service=None) -> Response:
+        """Runs the action on the portal (or `service`); its refusals become 4xx, an unreachable service 503."""
         try:
-            check = perform(self.action_name, params, by=request.user, via="api", incident=incident)
+            check_target(self.action_name, service)
+            check = perform(self.action_name, params, by=request.user, via="api", incident=incident, service=service)
         except (ActionError, ParamsError) as exc:
             return action_error(exc)
         return _answer(check)
@@ -165,7 +196,7 @@ class OpsView(APIView):
         body = self.body(data=request.data)
         body.is_valid(raise_exception=True)
         params = {k: v for k, v in body.validated_data.items() if v is not None}
-        return self.act(request, params, incident=params.pop("incident", None))
+        return self.act(request, params, incident=params.pop("incident", None), service=params.pop("service", None))
 
 
 class PauseJobsView(OpsView):
@@ -182,9 +213,20 @@ class QueuesView(OpsView):
     action_name = "queue_stats"
     http_method_names = ["get", "head", "options"]
 
-    @extend_schema(responses={200: OpsResultSerializer})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("service", description="A service's slug: its broker instead of the portal's."),
+            OpenApiParameter("queue", description="One queue (needed for a service: its queues are not known)."),
+        ],
+        responses={200: OpsResultSerializer},
+    )
     def get(self, request):
-        return self.act(request, {})
+        slug = request.query_params.get("service")
+        service = Service.objects.filter(slug=slug).first() if slug else None
+        if slug and service is None:
+            return Response({"detail": f"No service {slug!r}."}, status=status.HTTP_400_BAD_REQUEST)
+        queue = request.query_params.get("queue")
+        return self.act(request, {"queue": queue} if queue else {}, service=service)
 
 
 class TasksView(APIView):
@@ -226,12 +268,13 @@ class InvalidateCacheView(OpsView):
         body.is_valid(raise_exception=True)
         params = {k: v for k, v in body.validated_data.items() if v is not None}
         incident, reason = params.pop("incident", None), params.pop("reason", "")
+        service = params.pop("service", None)
         if not params.get("dangerous"):
             params.pop("dangerous")
-            return self.act(request, params, incident=incident)
+            return self.act(request, params, incident=incident, service=service)
         if params.pop("dry_run"):
-            return self.act(request, {**params, "dry_run": True}, incident=incident)
-        return ask_for(request, "cache_invalidate", params, reason=reason, incident=incident)
+            return self.act(request, {**params, "dry_run": True}, incident=incident, service=service)
+        return ask_for(request, "cache_invalidate", params, reason=reason, incident=incident, service=service)
 
 
 class CacheStatsView(APIView):
@@ -264,18 +307,21 @@ class AskBody(serializers.Serializer):
     action = serializers.ChoiceField(choices=approvals.approvable())
     params = serializers.DictField(required=False, default=dict)
     reason = serializers.CharField(max_length=500)
-    incident = serializers.PrimaryKeyRelatedField(queryset=Incident.objects.all(), required=False, allow_null=True)
+    incident = _incident_field()
+    service = _service_field()
 
 
 class DecisionBody(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
-def ask_for(request, action: str, params: dict, *, reason: str, incident=None) -> Response:
+def ask_for(request, action: str, params: dict, *, reason: str, incident=None, service=None) -> Response:
     """Records a dangerous action for approval (202), or says why not (4xx; 503 when the dry run cannot
     reach what it would act on). Nothing is stored when it is refused."""
     try:
-        asked = approvals.ask(action, params, by=request.user, reason=reason, via="api", incident=incident)
+        asked = approvals.ask(
+            action, params, by=request.user, reason=reason, via="api", incident=incident, service=service
+        )
     except (ActionError, ParamsError) as exc:
         return action_error(exc)
     body = ActionRequestSerializer(asked).data
@@ -295,7 +341,7 @@ class ActionRequestsView(APIView):
     )
     def get(self, request):
         ActionRequest.objects.expire_stale()
-        rows = ActionRequest.objects.select_related("requested_by", "decided_by")
+        rows = ActionRequest.objects.select_related("requested_by", "decided_by", "service")
         wanted = request.query_params.get("state")
         if wanted:
             if wanted not in RequestState.values:
@@ -313,7 +359,10 @@ class ActionRequestsView(APIView):
         body = AskBody(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        return ask_for(request, data["action"], data["params"], reason=data["reason"], incident=data.get("incident"))
+        return ask_for(
+            request, data["action"], data["params"], reason=data["reason"], incident=data.get("incident"),
+            service=data.get("service"),
+        )  # fmt: skip
 
 
 class ActionRequestView(APIView):
@@ -322,7 +371,7 @@ class ActionRequestView(APIView):
     @extend_schema(responses={200: ActionRequestSerializer})
     def get(self, request, pk: int):
         ActionRequest.objects.filter(pk=pk).expire_stale()
-        row = ActionRequest.objects.select_related("requested_by", "decided_by").filter(pk=pk).first()
+        row = ActionRequest.objects.select_related("requested_by", "decided_by", "service").filter(pk=pk).first()
         if row is None:
             return Response({"detail": f"No action request with id {pk}."}, status=status.HTTP_404_NOT_FOUND)
         return Response(ActionRequestSerializer(row).data)

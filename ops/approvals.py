@@ -20,6 +20,7 @@ from django.utils import timezone
 from incidents.alerting.notify import notify_approval_requested
 from ops.audit import perform
 from ops.models import ActionRequest, RequestState
+from ops.targets import check_target
 from opsportal.errors import Conflict
 from runbooks.actions import ACTIONS, ActionError, ParamsError, StepTimeout
 from runbooks.choices import Safety
@@ -48,10 +49,11 @@ def _timeline(request: ActionRequest, text: str, *, by=None) -> None:
 
 
 def _label(request: ActionRequest) -> str:
-    return f"Dangerous ops action `{request.action}` (request #{request.pk})"
+    target = f" on {request.service.slug}" if request.service_id else ""
+    return f"Dangerous ops action `{request.action}`{target} (request #{request.pk})"
 
 
-def ask(action: str, params: dict, *, by, reason: str, via: str = "api", incident=None) -> ActionRequest:
+def ask(action: str, params: dict, *, by, reason: str, via: str = "api", incident=None, service=None) -> ActionRequest:
     """Validates, takes the dry run and records the request. ParamsError for bad input (nothing
     stored), ActionError/TransientError when the dry run cannot reach what it would act on."""
     spec = ACTIONS.get(action)
@@ -65,12 +67,13 @@ def ask(action: str, params: dict, *, by, reason: str, via: str = "api", inciden
         raise ParamsError("Say why (reason): the approver and the audit trail need it.")
     if "dry_run" in params:
         raise ParamsError("Leave dry_run out: every request takes a dry run first and shows it to the approver.")
+    check_target(action, service)
     clean = spec.validate(dict(params))
     if spec.safety_of(clean) != Safety.DANGEROUS:
         raise ParamsError(
             f"{action} with these parameters is not dangerous: run it directly (POST /api/ops/cache/invalidate)."
         )
-    preview = perform(action, {**clean, "dry_run": True}, by=by, via=via, timeout=PREVIEW_TIMEOUT)
+    preview = perform(action, {**clean, "dry_run": True}, by=by, via=via, service=service, timeout=PREVIEW_TIMEOUT)
     if action == "terminate_long_queries":
         # The approver approves the queries they saw, not whatever is old when the worker gets there.
         seen = [{"pid": q["pid"], "started": q["started"]} for q in preview.data.get("queries", [])]
@@ -83,6 +86,7 @@ def ask(action: str, params: dict, *, by, reason: str, via: str = "api", inciden
             params={k: v for k, v in clean.items() if k != "dry_run"},
             reason=reason[:500],
             via=via,
+            service=service,
             incident=incident,
             preview=preview.as_json(),
             requested_by=by,
@@ -174,6 +178,7 @@ def execute(pk: int) -> ActionRequest | None:
             by=request.requested_by,
             approved_by=request.decided_by,
             via=request.via,
+            service=request.service,
             incident=request.incident,
             timeout=float(settings.RUNBOOK_STEP_TIMEOUT_MAX),
         )

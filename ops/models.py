@@ -244,6 +244,14 @@ class ActionRequest(models.Model):
     params = models.JSONField(default=dict, blank=True)
     reason = models.CharField(max_length=500)
     via = models.CharField(max_length=20, default="api", help_text="api or portal: where it was asked for.")
+    service = models.ForeignKey(
+        "incidents.Service",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The service acted on (its broker, Redis or database URL); empty: the portal itself.",
+    )
     incident = models.ForeignKey(
         "incidents.Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

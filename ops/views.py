@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from incidents.models import Incident
+from incidents.models import Incident, Service
 from ops import approvals, health_check
 from ops.audit import perform
 from ops.models import ActionRequest, AuditRecord, FailedTask, MaintenanceSwitch, RequestState, RetentionRun
@@ -49,10 +49,12 @@ def console(request):
     return render(request, "ops/console.html", context)
 
 
-def _ask(request, action: str, params: dict, *, reason: str, incident=None) -> tuple[str, str, int]:
+def _ask(request, action: str, params: dict, *, reason: str, incident=None, service=None) -> tuple[str, str, int]:
     """(message, error, status) of asking for a dangerous action as the signed-in admin."""
     try:
-        asked = approvals.ask(action, params, by=request.user, reason=reason, via="portal", incident=incident)
+        asked = approvals.ask(
+            action, params, by=request.user, reason=reason, via="portal", incident=incident, service=service
+        )
     except ParamsError as exc:
         return "", str(exc), 400
     except ActionError as exc:
@@ -156,7 +158,7 @@ def retention(request):
 
 def _requests_context(request) -> dict:
     ActionRequest.objects.expire_stale()
-    rows = ActionRequest.objects.select_related("requested_by", "decided_by", "incident")
+    rows = ActionRequest.objects.select_related("requested_by", "decided_by", "incident", "service")
     return {
         "pending": rows.filter(state=RequestState.PENDING).order_by("requested_at"),
         "decided": rows.exclude(state=RequestState.PENDING)[:DECIDED_SHOWN],
@@ -179,7 +181,7 @@ def requests_card(request):
 @require_POST
 def ask(request):
     """The approvals card's form: any dangerous action with JSON parameters, a reason and an incident."""
-    form = {k: request.POST.get(k, "").strip() for k in ("action", "params", "reason", "incident")}
+    form = {k: request.POST.get(k, "").strip() for k in ("action", "params", "reason", "incident", "service")}
     try:
         params = json.loads(form["params"] or "{}")
         if not isinstance(params, dict):
@@ -193,7 +195,12 @@ def ask(request):
         incident = Incident.objects.filter(pk=int(number)).first() if number.isdigit() else None
         if incident is None:
             return _requests_card(request, error=f"No incident {form['incident']!r}.", status=400, form=form)
-    message, error, status = _ask(request, form["action"], params, reason=form["reason"], incident=incident)
+    service = Service.objects.filter(slug=form["service"]).first() if form["service"] else None
+    if form["service"] and service is None:
+        return _requests_card(request, error=f"No service {form['service']!r}.", status=400, form=form)
+    message, error, status = _ask(
+        request, form["action"], params, reason=form["reason"], incident=incident, service=service
+    )
     return _requests_card(request, message=message, error=error, status=status, form=form if error else None)
 
 

@@ -88,6 +88,8 @@ def test_a_token_caller_needs_no_csrf(admin_user):
         ("/api/ops/cache/invalidate", {"pattern": "*", "dangerous": True}, "Say why (reason)"),
         ("/api/ops/cache/invalidate", {"pattern": "*", "dangerous": True, "reason": "  "}, "Say why (reason)"),
         ("/api/ops/jobs/pause", {"incident": 999999}, "object does not exist"),
+        # A typo must not turn a dry run into the real thing.
+        ("/api/ops/jobs/pause", {"queue": "runbooks", "dryrun": True}, "unknown parameters: dryrun"),
         ("/api/ops/requests", {"action": "analyze", "reason": "x"}, "is not a valid choice"),
         ("/api/ops/requests", {"action": "purge_queue", "params": {"queue": "nope"}, "reason": "x"}, "Unknown queue"),
         ("/api/ops/requests", {"action": "cache_flush", "params": {"dry_run": True}, "reason": "x"}, "Leave dry_run"),
