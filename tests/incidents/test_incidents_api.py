@@ -164,3 +164,19 @@ def test_schema_and_docs_are_served(api):
     assert schema.status_code == 200
     assert b"/api/incidents/{id}/transition/" in schema.content
     assert api.get("/api/docs/").status_code == 200
+
+
+def test_the_schema_has_no_warnings_or_errors():
+    """Every endpoint documents its body and answers (drf-spectacular's own validation, warnings as errors)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    manage = Path(__file__).resolve().parents[2] / "manage.py"
+    result = subprocess.run(
+        [sys.executable, str(manage), "spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
