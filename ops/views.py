@@ -63,8 +63,9 @@ def _ask(request, action: str, params: dict, *, reason: str, incident=None, serv
 
 
 def _reason(request) -> str:
-    """The reason typed into the button's prompt (hx-prompt), or a form field."""
-    return request.headers.get("HX-Prompt") or request.POST.get("reason", "")
+    """The reason typed into the button's prompt (hx-prompt; htmx URI-encodes what a header cannot
+    carry, django-htmx decodes it), or a form field."""
+    return request.htmx.prompt or request.POST.get("reason", "")
 
 
 @admin_required

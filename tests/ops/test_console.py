@@ -1,5 +1,7 @@
 """The ops console (/ops/): admin only; its cards show and run the same audited actions as the API."""
 
+from urllib.parse import quote
+
 import pytest
 
 from ops.models import ActionRequest, AuditRecord, FailedTask, MaintenanceSwitch, RetentionRun
@@ -141,6 +143,14 @@ def test_remove_from_the_console_only_asks_and_another_admin_approves(
         approved = client.post(f"/ops/requests/{asked.pk}/approve/", {"note": "seen it"})
     assert approved.status_code == 200 and "approved: a worker runs it now" in approved.content.decode()
     assert "Nothing is waiting for approval." in approved.content.decode()
+
+
+def test_a_prompt_htmx_had_to_encode_is_read_back(client, admin_user):
+    client.force_login(admin_user)
+    reason = "flood of bad jobs — customers wait 10 min"  # an em dash cannot go in a header as is
+    headers = {"HX-Request": "true", "HX-Prompt": quote(reason), "HX-Prompt-URI-AutoEncoded": "true"}
+    assert client.post("/ops/cache/flush/", headers=headers).status_code == 200
+    assert ActionRequest.objects.get().reason == reason
 
 
 def test_the_ask_form_refuses_bad_input_and_keeps_what_was_typed(client, admin_user, incident):
