@@ -9,7 +9,8 @@ from rest_framework.views import APIView
 from incidents.models import Incident, Service
 from ops import approvals
 from ops.audit import perform
-from ops.models import ActionRequest, FailedTask, MaintenanceSwitch, RequestState, RetentionRun
+from ops.choices import RequestState
+from ops.models import ActionRequest, FailedTask, MaintenanceSwitch, RetentionRun
 from ops.stats import cache_stats, pending_tasks
 from ops.targets import check_target
 from opsportal.api import Pagination

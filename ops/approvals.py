@@ -13,15 +13,16 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
 from incidents.alerting.notify import notify_approval_requested
 from ops.audit import perform
-from ops.models import ActionRequest, RequestState
+from ops.choices import RequestState
+from ops.models import ActionRequest, username_of
 from ops.targets import check_target
-from opsportal.errors import Conflict
+from ops.tasks import queue_request
+from opsportal.errors import DomainError
 from runbooks.actions import ACTIONS, ActionError, ParamsError, StepTimeout
 from runbooks.choices import Safety
 
@@ -33,24 +34,6 @@ RESEND_AFTER = timedelta(minutes=2)  # approved, yet no worker started it: its m
 def approvable() -> list[str]:
     """The actions that can be dangerous, so can be asked for here (all of them on the portal itself)."""
     return sorted(name for name, spec in ACTIONS.items() if spec.safety == Safety.DANGEROUS or spec.safety_for)
-
-
-def _name(user) -> str:
-    return user.get_username() if user else "Ops Portal"
-
-
-def _timeline(request: ActionRequest, text: str, *, by=None) -> None:
-    if request.incident_id is None:
-        return
-    from incidents.choices import EventKind
-    from incidents.models import TimelineEvent
-
-    TimelineEvent.record(request.incident, kind=EventKind.ACTION, body=text, author=by)
-
-
-def _label(request: ActionRequest) -> str:
-    target = f" on {request.service.slug}" if request.service_id else ""
-    return f"Dangerous ops action `{request.action}`{target} (request #{request.pk})"
 
 
 def ask(action: str, params: dict, *, by, reason: str, via: str = "api", incident=None, service=None) -> ActionRequest:
@@ -93,84 +76,35 @@ def ask(action: str, params: dict, *, by, reason: str, via: str = "api", inciden
             expires_at=timezone.now() + timedelta(minutes=settings.OPS_APPROVAL_TTL_MINUTES),
         )
         notify_approval_requested(request)
-        _timeline(
-            request,
-            f"{_label(request)} asked for by {_name(by)}, waiting for another admin's approval: "
+        request.event(
+            f"{request.label} asked for by {username_of(by)}, waiting for another admin's approval: "
             f"{reason}\n\n{preview.summary}",
             by=by,
         )
-    logger.warning("ops action %s requested by %s (request %s)", action, _name(by), request.pk)
+    logger.warning("ops action %s requested by %s (request %s)", action, username_of(by), request.pk)
     return request
-
-
-def _decidable(pk: int) -> ActionRequest:
-    ActionRequest.objects.filter(pk=pk).expire_stale()
-    request = ActionRequest.locked(pk)
-    if request.state == RequestState.EXPIRED:
-        raise Conflict(
-            f"Request #{pk} expired at {timezone.localtime(request.expires_at):%Y-%m-%d %H:%M %Z} without a "
-            "decision; what its dry run showed may have changed. Ask again."
-        )
-    if request.state != RequestState.PENDING:
-        who = f" by {_name(request.decided_by)}" if request.decided_by_id else ""
-        raise Conflict(f"Request #{pk} is already {request.get_state_display().lower()}{who}.")
-    return request
-
-
-def _send(pk: int) -> bool:
-    """Queues an approved request for a worker. A broker outage does not undo the approval: the
-    sweep sends it again (a second message is harmless: only an approved request runs)."""
-    from ops.tasks import execute_request
-
-    try:
-        execute_request.delay(pk)
-    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many kinds; all mean "not queued"
-        logger.warning("approved request %s could not be queued (%s); the sweep sends it again", pk, exc)
-        return False
-    return True
 
 
 def approve(pk: int, *, by, note: str = "") -> ActionRequest:
-    """A second admin says yes: the action is queued for a worker (after commit)."""
-    with transaction.atomic():
-        request = _decidable(pk)
-        if request.requested_by_id == by.pk:
-            raise PermissionDenied(
-                f"You asked for request #{pk}, so you cannot approve it: another admin has to. "
-                "You can withdraw it (reject)."
-            )
-        request.move(RequestState.APPROVED)
-        request.decided_by, request.decided_at, request.decision_note = by, timezone.now(), note.strip()[:500]
-        request.save()
-        quote = f": {request.decision_note}" if request.decision_note else ""
-        _timeline(request, f"{_label(request)} approved by {_name(by)}{quote}; running it now.", by=by)
-        transaction.on_commit(lambda: _send(request.pk))
-    return request
+    return _get(pk).approve(by=by, note=note)
 
 
 def reject(pk: int, *, by, note: str = "") -> ActionRequest:
-    """Someone else says no (rejected), or the requester withdraws it (cancelled). Nothing runs."""
-    with transaction.atomic():
-        request = _decidable(pk)
-        own = request.requested_by_id == by.pk
-        request.move(RequestState.CANCELLED if own else RequestState.REJECTED)
-        request.decided_by, request.decided_at, request.decision_note = by, timezone.now(), note.strip()[:500]
-        request.save()
-        verb = "withdrawn" if own else "rejected"
-        quote = f": {request.decision_note}" if request.decision_note else ""
-        _timeline(request, f"{_label(request)} {verb} by {_name(by)}{quote}; it will not run.", by=by)
+    return _get(pk).reject(by=by, note=note)
+
+
+def _get(pk: int) -> ActionRequest:
+    request = ActionRequest.objects.filter(pk=pk).first()
+    if request is None:
+        raise DomainError(f"No action request with id {pk}.")
     return request
 
 
 def execute(pk: int) -> ActionRequest | None:
-    """Runs an approved request, once: a redelivered message finds it no longer approved and does nothing."""
-    with transaction.atomic():
-        request = ActionRequest.objects.select_for_update().filter(pk=pk).first()
-        if request is None or request.state != RequestState.APPROVED:
-            return None
-        request.move(RequestState.RUNNING)
-        request.started_at = timezone.now()
-        request.save(update_fields=["state", "started_at"])
+    """Runs an approved request, once (the worker task's body); None when it is not approved (any more)."""
+    request = ActionRequest.start(pk)
+    if request is None:
+        return None
     try:
         check = perform(
             request.action,
@@ -183,20 +117,12 @@ def execute(pk: int) -> ActionRequest | None:
             timeout=float(settings.RUNBOOK_STEP_TIMEOUT_MAX),
         )
     except (ActionError, StepTimeout, ParamsError) as exc:
-        _finish(request, RequestState.FAILED, str(exc), {"error": str(exc)})
+        return request.finish(RequestState.FAILED, str(exc), {"error": str(exc)})
     except Exception as exc:
         logger.exception("ops action request %s failed", pk)
-        _finish(request, RequestState.FAILED, f"Internal error: {type(exc).__name__}", {"error": type(exc).__name__})
+        request.finish(RequestState.FAILED, f"Internal error: {type(exc).__name__}", {"error": type(exc).__name__})
         raise
-    else:
-        _finish(request, RequestState.SUCCEEDED, check.summary, check.as_json())
-    return request
-
-
-def _finish(request: ActionRequest, state: str, summary: str, result: dict) -> None:
-    request.move(state)
-    request.summary, request.result, request.finished_at = summary[:500], result, timezone.now()
-    request.save(update_fields=["state", "summary", "result", "finished_at"])
+    return request.finish(RequestState.SUCCEEDED, check.summary, check.as_json())
 
 
 def sweep(*, lost_after: timedelta | None = None) -> dict:
@@ -206,7 +132,7 @@ def sweep(*, lost_after: timedelta | None = None) -> dict:
     lost_after = lost_after or timedelta(seconds=settings.RUNBOOK_STEP_TIMEOUT_MAX + 120)
     expired = ActionRequest.objects.expire_stale()
     unsent = ActionRequest.objects.filter(state=RequestState.APPROVED, decided_at__lt=timezone.now() - RESEND_AFTER)
-    resent = sum(_send(pk) for pk in unsent.values_list("pk", flat=True))
+    resent = sum(queue_request(pk) for pk in unsent.values_list("pk", flat=True))
     lost = 0
     for pk in ActionRequest.objects.filter(
         state=RequestState.RUNNING, started_at__lt=timezone.now() - lost_after
@@ -216,7 +142,7 @@ def sweep(*, lost_after: timedelta | None = None) -> dict:
             if request.state != RequestState.RUNNING:
                 continue
             message = "The worker running it was lost; whether the action took effect is unknown. Check the target."
-            _finish(request, RequestState.FAILED, message, {"error": "worker lost"})
-            _timeline(request, f"{_label(request)} failed: {message}")
+            request.finish(RequestState.FAILED, message, {"error": "worker lost"})
+            request.event(f"{request.label} failed: {message}")
             lost += 1
     return {"expired": expired, "resent": resent, "lost": lost}

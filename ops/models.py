@@ -4,10 +4,12 @@ maintenance switch, the retention runs and the dangerous actions asked for outsi
 import json
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from ops.choices import REQUEST_TRANSITIONS, RequestState
 from opsportal.errors import Conflict, DomainError
 from runbooks.choices import Safety
 
@@ -203,29 +205,6 @@ class RetentionRun(models.Model):
         return sum(self.counts.values())
 
 
-class RequestState(models.TextChoices):
-    PENDING = "pending", "Waiting for approval"
-    APPROVED = "approved", "Approved, queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Done"
-    FAILED = "failed", "Failed"
-    REJECTED = "rejected", "Rejected"
-    CANCELLED = "cancelled", "Cancelled"
-    EXPIRED = "expired", "Expired"
-
-
-REQUEST_TRANSITIONS: dict[str, set[str]] = {
-    RequestState.PENDING: {RequestState.APPROVED, RequestState.REJECTED, RequestState.CANCELLED, RequestState.EXPIRED},
-    RequestState.APPROVED: {RequestState.RUNNING, RequestState.FAILED},
-    RequestState.RUNNING: {RequestState.SUCCEEDED, RequestState.FAILED},
-    RequestState.SUCCEEDED: set(),
-    RequestState.FAILED: set(),
-    RequestState.REJECTED: set(),
-    RequestState.CANCELLED: set(),
-    RequestState.EXPIRED: set(),
-}
-
-
 class ActionRequestQuerySet(models.QuerySet):
     def expire_stale(self) -> int:
         """Pending requests nobody decided on in time expire (the state they were asked for has moved on)."""
@@ -290,10 +269,24 @@ class ActionRequest(models.Model):
     def params_text(self) -> str:
         return json.dumps(self.params, sort_keys=True)
 
+    @property
+    def label(self) -> str:
+        target = f" on {self.service.slug}" if self.service_id else ""
+        return f"Dangerous ops action `{self.action}`{target} (request #{self.pk})"
+
     def move(self, state: str) -> None:
         if state not in REQUEST_TRANSITIONS[self.state]:
             raise Conflict(f"This request is {self.get_state_display().lower()}; it cannot become {state}.")
         self.state = state
+
+    def event(self, text: str, *, by=None) -> None:
+        """A timeline entry on the incident the request was made for (none without one)."""
+        if self.incident_id is None:
+            return
+        from incidents.choices import EventKind
+        from incidents.models import TimelineEvent
+
+        TimelineEvent.record(self.incident, kind=EventKind.ACTION, body=text, author=by)
 
     @classmethod
     def locked(cls, pk: int) -> "ActionRequest":
@@ -301,3 +294,80 @@ class ActionRequest(models.Model):
         if row is None:
             raise DomainError(f"No action request with id {pk}.")
         return row
+
+    # --- verbs ----------------------------------------------------------------------------
+
+    def _lock_pending(self) -> "ActionRequest":
+        type(self).objects.filter(pk=self.pk).expire_stale()
+        locked = type(self).locked(self.pk)
+        if locked.state == RequestState.EXPIRED:
+            raise Conflict(
+                f"Request #{self.pk} expired at {timezone.localtime(locked.expires_at):%Y-%m-%d %H:%M %Z} "
+                "without a decision; what its dry run showed may have changed. Ask again."
+            )
+        if locked.state != RequestState.PENDING:
+            who = f" by {username_of(locked.decided_by)}" if locked.decided_by_id else ""
+            raise Conflict(f"Request #{self.pk} is already {locked.get_state_display().lower()}{who}.")
+        return locked
+
+    def _decide(self, state: str, *, by, note: str, outcome: str) -> None:
+        """On the locked row: records who decided what, and says so on the incident's timeline."""
+        self.move(state)
+        self.decided_by, self.decided_at, self.decision_note = by, timezone.now(), note.strip()[:500]
+        self.save()
+        quote = f": {self.decision_note}" if self.decision_note else ""
+        self.event(f"{self.label} {outcome} by {username_of(by)}{quote}; {self._next_words(state)}", by=by)
+
+    @staticmethod
+    def _next_words(state: str) -> str:
+        return "running it now." if state == RequestState.APPROVED else "it will not run."
+
+    def approve(self, *, by, note: str = "") -> "ActionRequest":
+        """A second admin says yes: a worker runs it (queued after commit)."""
+        from ops.tasks import queue_request
+
+        with transaction.atomic():
+            locked = self._lock_pending()
+            if locked.requested_by_id == by.pk:
+                raise PermissionDenied(
+                    f"You asked for request #{self.pk}, so you cannot approve it: another admin has to. "
+                    "You can withdraw it (reject)."
+                )
+            locked._decide(RequestState.APPROVED, by=by, note=note, outcome="approved")
+            transaction.on_commit(lambda: queue_request(locked.pk))
+        return locked
+
+    def reject(self, *, by, note: str = "") -> "ActionRequest":
+        """Someone else says no (rejected), or the requester withdraws it (cancelled). Nothing runs."""
+        with transaction.atomic():
+            locked = self._lock_pending()
+            if locked.requested_by_id == by.pk:
+                locked._decide(RequestState.CANCELLED, by=by, note=note, outcome="withdrawn")
+            else:
+                locked._decide(RequestState.REJECTED, by=by, note=note, outcome="rejected")
+        return locked
+
+    @classmethod
+    def start(cls, pk: int) -> "ActionRequest | None":
+        """The worker takes an approved request, once: a redelivered message finds it running already."""
+        with transaction.atomic():
+            locked = cls.objects.select_for_update().filter(pk=pk).first()
+            if locked is None or locked.state != RequestState.APPROVED:
+                return None
+            locked.move(RequestState.RUNNING)
+            locked.started_at = timezone.now()
+            locked.save(update_fields=["state", "started_at"])
+        return locked
+
+    def finish(self, state: str, summary: str, result: dict) -> "ActionRequest":
+        """Records the outcome of a running request (succeeded or failed)."""
+        with transaction.atomic():
+            locked = type(self).locked(self.pk)
+            locked.move(state)
+            locked.summary, locked.result, locked.finished_at = summary[:500], result, timezone.now()
+            locked.save(update_fields=["state", "summary", "result", "finished_at"])
+        return locked
+
+
+def username_of(user) -> str:
+    return user.get_username() if user else "Ops Portal"

@@ -38,6 +38,17 @@ def daily_health_check() -> int | None:
     return run.pk if run else None
 
 
+def queue_request(pk: int) -> bool:
+    """Queues an approved request for a worker. A broker outage does not undo the approval: the
+    sweep sends it again (a second message is harmless: only an approved request runs)."""
+    try:
+        execute_request.delay(pk)
+    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many kinds; all mean "not queued"
+        logger.warning("approved request %s could not be queued (%s); the sweep sends it again", pk, exc)
+        return False
+    return True
+
+
 @shared_task(
     name="ops.tasks.execute_request",
     ignore_result=True,

@@ -12,7 +12,8 @@ from django.views.decorators.http import require_GET, require_POST
 from incidents.models import Incident, Service
 from ops import approvals, health_check
 from ops.audit import perform
-from ops.models import ActionRequest, AuditRecord, FailedTask, MaintenanceSwitch, RequestState, RetentionRun
+from ops.choices import RequestState
+from ops.models import ActionRequest, AuditRecord, FailedTask, MaintenanceSwitch, RetentionRun
 from ops.stats import cache_stats
 from opsportal.errors import DomainError
 from opsportal.roles import admin_required

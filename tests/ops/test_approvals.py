@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from incidents.models import TimelineEvent
 from ops import approvals
-from ops.models import ActionRequest, AuditRecord, FailedTask, RequestState
+from ops.choices import RequestState
+from ops.models import ActionRequest, AuditRecord, FailedTask
 from tests.factories import UserFactory
 from tests.ops.test_actions import active_pids, sleeper
 from tests.runbooks.conftest import wait_for
