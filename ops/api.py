@@ -193,11 +193,16 @@ class OpsView(APIView):
 
         cls.post = extend_schema(request=cls.body, responses={200: OpsResultSerializer})(post)
 
-    def post(self, request):
+    def validated(self, request) -> tuple[dict, dict]:
+        """The action's parameters, and where it acts (incident, service), from a valid body."""
         body = self.body(data=request.data)
         body.is_valid(raise_exception=True)
         params = {k: v for k, v in body.validated_data.items() if v is not None}
-        return self.act(request, params, incident=params.pop("incident", None), service=params.pop("service", None))
+        return params, {"incident": params.pop("incident", None), "service": params.pop("service", None)}
+
+    def post(self, request):
+        params, where = self.validated(request)
+        return self.act(request, params, **where)
 
 
 class PauseJobsView(OpsView):
@@ -265,17 +270,14 @@ class InvalidateCacheView(OpsView):
 
     @extend_schema(request=InvalidateBody, responses={200: OpsResultSerializer, 202: ActionRequestSerializer})
     def post(self, request):
-        body = self.body(data=request.data)
-        body.is_valid(raise_exception=True)
-        params = {k: v for k, v in body.validated_data.items() if v is not None}
-        incident, reason = params.pop("incident", None), params.pop("reason", "")
-        service = params.pop("service", None)
+        params, where = self.validated(request)
+        reason = params.pop("reason", "")
         if not params.get("dangerous"):
             params.pop("dangerous")
-            return self.act(request, params, incident=incident, service=service)
+            return self.act(request, params, **where)
         if params.pop("dry_run"):
-            return self.act(request, {**params, "dry_run": True}, incident=incident, service=service)
-        return ask_for(request, "cache_invalidate", params, reason=reason, incident=incident, service=service)
+            return self.act(request, {**params, "dry_run": True}, **where)
+        return ask_for(request, "cache_invalidate", params, reason=reason, **where)
 
 
 class CacheStatsView(APIView):

@@ -26,14 +26,19 @@ DECIDED_SHOWN = 10
 REQUESTS_CHANGED = "ops-requests-changed"
 
 
-def _run(request, action: str, params: dict) -> tuple[str, str, int]:
-    """(message, error, status) of running `action` for the signed-in admin."""
+def _outcome(message_of) -> tuple[str, str, int]:
+    """(message, error, status) of an action: its message, or why it was refused (400 bad input, 409 otherwise)."""
     try:
-        return perform(action, params, by=request.user, via="portal").summary, "", 200
+        return message_of(), "", 200
     except ParamsError as exc:
         return "", str(exc), 400
     except ActionError as exc:
         return "", str(exc), 409
+
+
+def _run(request, action: str, params: dict) -> tuple[str, str, int]:
+    """Runs `action` now for the signed-in admin."""
+    return _outcome(lambda: perform(action, params, by=request.user, via="portal").summary)
 
 
 @admin_required
@@ -51,16 +56,14 @@ def console(request):
 
 
 def _ask(request, action: str, params: dict, *, reason: str, incident=None, service=None) -> tuple[str, str, int]:
-    """(message, error, status) of asking for a dangerous action as the signed-in admin."""
-    try:
-        asked = approvals.ask(
-            action, params, by=request.user, reason=reason, via="portal", incident=incident, service=service
+    """Asks another admin to approve a dangerous action, for the signed-in admin."""
+    return _outcome(
+        lambda: (
+            approvals.ask(
+                action, params, by=request.user, reason=reason, via="portal", incident=incident, service=service
+            ).waiting_message
         )
-    except ParamsError as exc:
-        return "", str(exc), 400
-    except ActionError as exc:
-        return "", str(exc), 409
-    return asked.waiting_message, "", 200
+    )
 
 
 def _reason(request) -> str:
