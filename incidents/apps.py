@@ -6,3 +6,7 @@ class IncidentsConfig(AppConfig):
 
     def ready(self) -> None:
         from incidents.alerting import receivers  # noqa: F401 - connects the signal receivers
+        from incidents.metrics import OPEN_INCIDENTS
+        from opsportal.metrics import register_scrape_collector
+
+        register_scrape_collector(OPEN_INCIDENTS)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from incidents.choices import Severity
 from incidents.models import Alert, Incident
-from incidents.reviews import due_context
+from incidents.review_stats import due_context
 from opsportal.tagged_cache import get_or_set_tagged
 
 WINDOWS = (7, 30, 90)

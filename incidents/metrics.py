@@ -5,7 +5,16 @@ breaches and webhook attempts are counted in Celery workers: give the workers th
 PROMETHEUS_MULTIPROC_DIR as gunicorn so /metrics adds them up.
 """
 
+import logging
+
+from django.db import DatabaseError
+from django.db.models import Count
 from prometheus_client import Counter
+from prometheus_client.core import GaugeMetricFamily
+
+from incidents.choices import Severity
+
+logger = logging.getLogger(__name__)
 
 alerts_received_total = Counter(
     "alerts_received_total",
@@ -27,3 +36,24 @@ webhook_attempts_total = Counter(
     "Outgoing webhook requests, by outcome (delivered, failed).",
     ["result"],
 )
+
+
+class OpenIncidentsCollector:
+    """incidents_open{severity}, counted from the database at scrape time, so it is right under
+    any number of web and worker processes (registered in IncidentsConfig.ready)."""
+
+    def collect(self):
+        from incidents.models import Incident  # models are not ready when this module is first imported
+
+        gauge = GaugeMetricFamily("incidents_open", "Open incidents by severity.", labels=["severity"])
+        try:
+            counts = dict(Incident.objects.open().values_list("severity").annotate(n=Count("id")).order_by())
+        except DatabaseError as exc:
+            logger.warning("metrics: open incidents not collected: %s", type(exc).__name__)
+            return
+        for severity in Severity.values:
+            gauge.add_metric([severity], counts.get(severity, 0))
+        yield gauge
+
+
+OPEN_INCIDENTS = OpenIncidentsCollector()

@@ -10,3 +10,6 @@ incident_declared = Signal()
 incident_status_changed = Signal()
 # incident, changes: {field: new value}, by
 incident_details_changed = Signal()
+# incident, alertname, integration: sent after commit when an alert opened the incident and the
+# integration runs first looks; runbooks starts the read-only checks of the answering runbook.
+first_look_requested = Signal()

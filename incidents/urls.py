@@ -1,6 +1,7 @@
 from django.urls import path
 
-from incidents import report_views, status_views, views
+from incidents.views import incidents as views
+from incidents.views import integrations, reports, reviews, status
 
 app_name = "incidents"
 
@@ -19,8 +20,31 @@ urlpatterns = [
     path("<int:pk>/timeline/<int:event_id>/restore/", views.restore_entry, name="restore_entry"),
     path("<int:pk>/timeline/<int:event_id>/pin/", views.pin_entry, name="pin_entry"),
     path("<int:pk>/timeline/<int:event_id>/revisions/", views.revisions, name="revisions"),
-    path("<int:pk>/public/", status_views.publish, name="publish"),
-    path("reports/", report_views.report_list, name="reports"),
-    path("reports/<int:pk>/escalate/", report_views.escalate, name="escalate_report"),
-    path("reports/<int:pk>/dismiss/", report_views.dismiss, name="dismiss_report"),
+    path("<int:pk>/public/", status.publish, name="publish"),
+    path("reports/", reports.report_list, name="reports"),
+    path("reports/<int:pk>/escalate/", reports.escalate, name="escalate_report"),
+    path("reports/<int:pk>/dismiss/", reports.dismiss, name="dismiss_report"),
+]
+
+# Mounted at reviews/ in the "reviews" namespace (opsportal/urls.py).
+review_patterns = [
+    path("", reviews.review_list, name="list"),
+    path("<int:pk>/", reviews.review_page, name="detail"),
+    path("<int:pk>/print/", reviews.review_print, name="print"),
+    path("<int:pk>/save/", reviews.save_field, name="save_field"),
+    path("<int:pk>/times/", reviews.override_time, name="override_time"),
+    path("<int:pk>/action-items/", reviews.add_item, name="add_item"),
+    path("<int:pk>/submit/", reviews.change_state, {"verb": "submit"}, name="submit"),
+    path("<int:pk>/publish/", reviews.change_state, {"verb": "publish"}, name="publish"),
+    path("<int:pk>/reopen/", reviews.change_state, {"verb": "reopen"}, name="reopen"),
+    path("action-items/<int:item_id>/", reviews.update_item, name="update_item"),
+]
+
+# The admin pages of alert intake and outgoing webhooks, mounted at ops/ next to the console in
+# the "alerting" namespace.
+alerting_patterns = [
+    path("integrations/", integrations.integrations, name="integrations"),
+    path("integrations/<int:pk>/rotate/", integrations.rotate_token, name="rotate_token"),
+    path("webhooks/", integrations.webhooks, name="webhooks"),
+    path("webhooks/deliveries/<int:pk>/redeliver/", integrations.redeliver, name="redeliver"),
 ]

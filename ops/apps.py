@@ -7,3 +7,10 @@ class OpsConfig(AppConfig):
 
     def ready(self) -> None:
         from ops import health_check, signals  # noqa: F401 - signal receivers
+        from ops.actions import cache, portal, postgres_admin, queues
+        from runbooks.actions import register
+
+        register(queues.ACTIONS)
+        register(cache.ACTIONS)
+        register(postgres_admin.ACTIONS)
+        register(portal.ACTIONS)

@@ -1,10 +1,18 @@
-"""Failed Celery tasks become FailedTask rows, so they can be listed and requeued from the ops API."""
+"""What ops records of other apps' events: failed Celery tasks become FailedTask rows (listed and
+requeued from the ops API), finished runbook steps that change something leave an audit record,
+and changes to incidents drop the cached dashboard figures."""
 
 import logging
 import traceback as tb
 
 from celery.signals import task_failure
 from django.db import DatabaseError
+from django.dispatch import receiver
+
+from ops.audit import record
+from runbooks.actions import ACTIONS
+from runbooks.choices import StepState
+from runbooks.signals import step_executed
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +39,26 @@ def record_failed_task(sender=None, task_id=None, exception=None, args=None, kwa
         )
     except DatabaseError as exc:  # the failure is still in the worker's log
         logger.error("could not record failed task %s: %s", task_id, exc)
+
+
+@receiver(step_executed, dispatch_uid="ops-audit-step")
+def audit_step(sender, step_run, outcome, **kwargs) -> None:
+    """Change and dangerous steps leave an audit record: who started (and approved) them, on what."""
+    step, run = step_run.step, step_run.run
+    if step.action not in ACTIONS:
+        return
+    record(
+        step.action,
+        dict(step.params),
+        ok=outcome.state == StepState.SUCCEEDED,
+        result={**outcome.result, "run": run.pk, "step": step_run.order},
+        summary=outcome.summary,
+        by=step_run.approved_by or run.started_by,
+        approved_by=step_run.approved_by,
+        via="runbook",
+        service=step.target_service or run.target,
+        incident=run.incident,
+    )
 
 
 def _dashboard_changed(sender=None, **kwargs) -> None:

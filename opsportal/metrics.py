@@ -16,13 +16,10 @@ import re
 
 import prometheus_client
 from django.conf import settings
-from django.db import DatabaseError
-from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import Counter, Histogram, multiprocess
-from prometheus_client.core import GaugeMetricFamily
 
 from opsportal.client_ip import client_ip
 
@@ -151,25 +148,19 @@ def _raised_in(exc: BaseException) -> str:
     return ours or last or "unknown"
 
 
-# Gauges computed from the database at scrape time: right under any number of workers. -------
-class DatabaseCollector:
-    def collect(self):
-        from incidents.choices import Severity
-        from incidents.models import Incident
+# Gauges an app computes from its own rows at scrape time: right under any number of workers.
+# Apps register a collector (an object with `collect()`, as prometheus_client defines it) from
+# their AppConfig.ready(); the platform knows none of their models.
+_scrape_collectors: list = []
 
-        gauge = GaugeMetricFamily("incidents_open", "Open incidents by severity.", labels=["severity"])
-        try:
-            counts = dict(Incident.objects.open().values_list("severity").annotate(n=Count("id")).order_by())
-        except DatabaseError as exc:
-            logger.warning("metrics: open incidents not collected: %s", type(exc).__name__)
-            return
-        for severity in Severity.values:
-            gauge.add_metric([severity], counts.get(severity, 0))
-        yield gauge
+
+def register_scrape_collector(collector) -> None:
+    if collector not in _scrape_collectors:
+        _scrape_collectors.append(collector)
 
 
 class _Scrape:
-    """What one scrape exposes: this process (or every worker's files) plus the database gauges."""
+    """What one scrape exposes: this process (or every worker's files) plus the apps' scrape-time gauges."""
 
     def collect(self):
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -178,7 +169,8 @@ class _Scrape:
             yield from registry.collect()
         else:
             yield from prometheus_client.REGISTRY.collect()
-        yield from DatabaseCollector().collect()
+        for collector in _scrape_collectors:
+            yield from collector.collect()
 
 
 def _refusal(request: HttpRequest) -> str | None:

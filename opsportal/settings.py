@@ -283,7 +283,7 @@ MIDDLEWARE = [
     "opsportal.middleware.RequestObservabilityMiddleware",
     *MIDDLEWARE,
     "csp.middleware.CSPMiddleware",
-    "opsportal.maintenance.MaintenanceModeMiddleware",
+    "ops.maintenance.MaintenanceModeMiddleware",
     "axes.middleware.AxesMiddleware",  # turns a lockout into the 429 answer; last, as axes asks
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]

@@ -2,15 +2,16 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from incidents import status_views
-from incidents import views as incident_views
 from incidents.api.reports import create_report
+from incidents.urls import alerting_patterns, review_patterns
+from incidents.views import incidents as incident_views
+from incidents.views import status as status_views
 from opsportal import auth, health, metrics
 
 api_patterns = [
     path("", include("incidents.api.urls")),
     path("", include("runbooks.api.urls")),
-    path("", include("ops.urls_api")),
+    path("", include("ops.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file, so the CSP needs no inline scripts.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
@@ -28,8 +29,9 @@ urlpatterns = [
     path("accounts/login/", auth.LoginView.as_view(), name="login"),  # before Django's: adds the limiter
     path("accounts/", include("django.contrib.auth.urls")),
     path("incidents/", include("incidents.urls")),
-    path("ops/", include("incidents.ops_urls")),
-    path("reviews/", include("incidents.review_urls")),
+    path("ops/", include("ops.urls")),
+    path("ops/", include((alerting_patterns, "alerting"))),
+    path("reviews/", include((review_patterns, "reviews"))),
     path("runbooks/", include("runbooks.urls")),
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),

@@ -3,3 +3,7 @@ from django.apps import AppConfig
 
 class RunbooksConfig(AppConfig):
     name = "runbooks"
+
+    def ready(self) -> None:
+        from runbooks import first_look  # noqa: F401 - answers first_look_requested
+        from runbooks.views import drafts  # noqa: F401 - adds the runbooks used to a review

@@ -10,6 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from opsportal.connections import Masker
 from runbooks.actions import ACTIONS, ActionError, ParamsError, StepTimeout, Target, TransientError
 from runbooks.choices import StepState
+from runbooks.signals import step_executed
 
 logger = logging.getLogger(__name__)
 
@@ -56,29 +57,11 @@ def execute(step_run) -> Outcome:
     outcome.summary = masker(outcome.summary)[:500]
     outcome.output = masker(outcome.output)
     outcome.result = masker.data(outcome.result)
-    _audit(step_run, outcome)
+    _announce(step_run, outcome)
     return outcome
 
 
-def _audit(step_run, outcome: Outcome) -> None:
-    """Change and dangerous steps leave an audit record: who started (and approved) them, on what."""
-    from ops.audit import record
-
-    step, run = step_run.step, step_run.run
-    if step.action not in ACTIONS:
-        return
-    try:
-        record(
-            step.action,
-            dict(step.params),
-            ok=outcome.state == StepState.SUCCEEDED,
-            result={**outcome.result, "run": run.pk, "step": step_run.order},
-            summary=outcome.summary,
-            by=step_run.approved_by or run.started_by,
-            approved_by=step_run.approved_by,
-            via="runbook",
-            service=step.target_service or run.target,
-            incident=run.incident,
-        )
-    except Exception as exc:  # noqa: BLE001 - the step's own result is recorded regardless
-        logger.error("could not audit step run %s: %s", step_run.pk, exc)
+def _announce(step_run, outcome: Outcome) -> None:
+    for receiver, response in step_executed.send_robust(type(step_run), step_run=step_run, outcome=outcome):
+        if isinstance(response, Exception):  # the step's own result is recorded regardless
+            logger.error("step run %s: %s failed: %s", step_run.pk, getattr(receiver, "__name__", receiver), response)

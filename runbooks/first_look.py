@@ -4,12 +4,20 @@ arrives. Nothing that changes state ever starts this way."""
 
 import logging
 
+from django.dispatch import receiver
+
 from incidents.choices import EventKind
 from incidents.models import TimelineEvent
+from incidents.signals import first_look_requested
 from opsportal.errors import DomainError
 from runbooks.models import Runbook, RunbookRun
 
 logger = logging.getLogger(__name__)
+
+
+@receiver(first_look_requested, dispatch_uid="runbooks-first-look")
+def on_first_look_requested(sender, incident, alertname: str, **kwargs) -> None:
+    start_first_look(incident, alertname)
 
 
 def start_first_look(incident, alertname: str) -> RunbookRun | None:

@@ -1,6 +1,7 @@
 from django.urls import path, re_path
 
-from runbooks import draft_views, views
+from runbooks.views import drafts as draft_views
+from runbooks.views import runbooks as views
 
 app_name = "runbooks"
 

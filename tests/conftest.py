@@ -62,8 +62,9 @@ def _fresh_rate_limits():
 @pytest.fixture(autouse=True)
 def _fresh_ops_cache(_fresh_rate_limits):
     """Tagged values and the maintenance switch's cached copy describe rows that the previous
-    test's rollback removed (ops: opsportal/tagged_cache.py, opsportal/maintenance.py)."""
-    from opsportal import maintenance, tagged_cache
+    test's rollback removed (ops: opsportal/tagged_cache.py, ops/maintenance.py)."""
+    from ops import maintenance
+    from opsportal import tagged_cache
 
     tagged_cache.invalidate(tagged_cache.TAGS)
     maintenance.remember(False)

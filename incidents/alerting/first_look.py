@@ -1,13 +1,14 @@
 """Where the runbooks' "first look" plugs in.
 
 When an alert opens an incident and its integration has `run_first_look` on, the intake calls
-`start_first_look` once, after the incident is committed; runbooks.first_look starts the
-read-only automated steps of the runbook answering `alertname`, so that the timeline already
-holds the diagnostics when the responder arrives. Dangerous and change steps never start here.
+`start_first_look` once, after the incident is committed. It announces `first_look_requested`;
+the runbooks app, which builds on incidents, answers by starting the read-only automated steps
+of the runbook answering `alertname`, so that the timeline already holds the diagnostics when
+the responder arrives. Dangerous and change steps never start here.
 """
+
+from incidents.signals import first_look_requested
 
 
 def start_first_look(incident, alertname: str, integration) -> None:
-    from runbooks.first_look import start_first_look as start
-
-    start(incident, alertname)
+    first_look_requested.send(type(incident), incident=incident, alertname=alertname, integration=integration)

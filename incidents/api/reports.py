@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from incidents.api.serializers import IncidentSerializer, UserField
 from incidents.choices import ReportStatus, Severity
 from incidents.models import Incident, ProblemReport, Service
-from incidents.reports import (
+from incidents.models.report import (
     REPORT_DESCRIPTION_MAX,
     REPORT_MAX_BODY_BYTES,
     body_too_large,

@@ -17,7 +17,8 @@ from incidents.api.serializers import UserField
 from incidents.choices import ActionItemKind, ActionItemStatus, ReviewState
 from incidents.models import ActionItem, Incident, PostIncidentReview
 from incidents.models.review import METRIC_NAMES, TEXT_FIELDS
-from incidents.reviews import export_markdown, incident_stats
+from incidents.review_export import export_markdown
+from incidents.review_stats import incident_stats
 
 TEXT = {"required": False, "allow_blank": True, "max_length": settings.TIMELINE_BODY_MAX_LENGTH}
 

@@ -2,7 +2,6 @@ from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
 from incidents.api.intake import AlertIntakeView
-from incidents.api.ops import RedeliverView
 from incidents.api.reports import ProblemReportViewSet
 from incidents.api.reviews import (
     ActionItemViewSet,
@@ -12,6 +11,7 @@ from incidents.api.reviews import (
     ReviewViewSet,
 )
 from incidents.api.views import IncidentViewSet, TimelineEventViewSet
+from incidents.api.webhooks import RedeliverView
 
 router = SimpleRouter()
 router.register("incidents", IncidentViewSet, basename="incident")

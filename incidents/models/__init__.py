@@ -12,6 +12,7 @@ from incidents.models.incident import (
     TimelineEventRevision,
 )
 from incidents.models.notifications import WebhookDelivery, WebhookEndpoint
+from incidents.models.report import ProblemReport
 from incidents.models.review import (
     ActionItem,
     PostIncidentReview,
@@ -19,7 +20,6 @@ from incidents.models.review import (
     ReviewChange,
     ReviewReopening,
 )
-from incidents.reports import ProblemReport
 
 __all__ = [
     "ROLE_FIELDS",

@@ -1,13 +1,15 @@
-"""The actions automated steps run, by name. Each module holds one family. The diagnostics (http,
-postgres, redis, host, prometheus) only read; the remediations (celery_queues, cache, postgres_admin,
-portal) change state and say so in their `safety`, which a step can only make stricter.
+"""The actions automated steps run, by name: a registry every app adds its families to.
 
 An action validates its parameters when a runbook is stored (`validate`), says which service
 setting it connects to (`needs`), and runs in a Celery worker (`run`), returning ok / warning /
-critical with the figures behind it.
+critical with the figures behind it. The diagnostics here (http, postgres, redis, host,
+prometheus) only read; the remediations belong to the ops app, which registers them from its
+`AppConfig.ready()`.
 """
 
-from runbooks.actions import cache, celery_queues, host, http, portal, postgres, postgres_admin, prometheus, redis
+from collections.abc import Iterable
+
+from runbooks.actions import host, http, postgres, prometheus, redis
 from runbooks.actions.base import (
     Action,
     ActionError,
@@ -18,11 +20,22 @@ from runbooks.actions.base import (
     TransientError,
 )
 
-ACTIONS: dict[str, Action] = {
-    action.name: action
-    for module in (http, postgres, redis, host, prometheus, celery_queues, cache, postgres_admin, portal)
-    for action in getattr(module, "ACTIONS", [getattr(module, "ACTION", None)])
-}
+ACTIONS: dict[str, Action] = {}
+
+
+def register(actions: Iterable[Action]) -> None:
+    """Adds a family of actions; a name taken twice is a programming error, caught at start-up."""
+    for action in actions:
+        if ACTIONS.get(action.name, action) is not action:
+            raise ValueError(f"action {action.name!r} is registered twice")
+        ACTIONS[action.name] = action
+
+
+register([http.ACTION])
+register([postgres.ACTION])
+register([redis.ACTION])
+register([host.ACTION])
+register([prometheus.ACTION])
 
 __all__ = [
     "ACTIONS",
@@ -33,4 +46,5 @@ __all__ = [
     "StepTimeout",
     "Target",
     "TransientError",
+    "register",
 ]

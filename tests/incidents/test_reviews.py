@@ -7,7 +7,7 @@ from django.core import mail
 from django.utils import timezone
 
 from incidents.models import PostIncidentReview
-from incidents.reviews import export_markdown
+from incidents.review_export import export_markdown
 from incidents.tasks import mark_overdue_reviews
 from opsportal.errors import Conflict, DomainError
 from tests.factories import IncidentFactory, UserFactory

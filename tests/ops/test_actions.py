@@ -169,7 +169,7 @@ def test_cache_flush_of_the_portal_deletes_only_its_own_keys(redis_url):
     import redis
     from django.core.cache import cache
 
-    from opsportal import maintenance
+    from ops import maintenance
 
     raw = redis.Redis.from_url(redis_url)
     raw.set("ops-test-foreign", "broker data")

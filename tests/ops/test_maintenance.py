@@ -5,8 +5,8 @@ import pytest
 from django.core.cache import cache
 
 from incidents.models import Alert
+from ops import maintenance
 from ops.models import MaintenanceSwitch
-from opsportal import maintenance
 from tests.incidents.alerting.payloads import alert, alertmanager
 
 pytestmark = pytest.mark.django_db

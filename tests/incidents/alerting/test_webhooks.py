@@ -293,7 +293,7 @@ def test_overdue_review_is_announced_once(receiver, django_capture_on_commit_cal
 def test_a_problem_report_is_announced_without_the_reporters_details(
     receiver, django_capture_on_commit_callbacks, client
 ):
-    from incidents.reports import ProblemReport
+    from incidents.models import ProblemReport
     from tests.factories import ServiceFactory
 
     json_hook = receiver([200])

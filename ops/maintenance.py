@@ -12,6 +12,8 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from ops.models import MaintenanceSwitch
+
 logger = logging.getLogger(__name__)
 
 CACHE_KEY = "ops:maintenance"
@@ -33,8 +35,6 @@ def is_on() -> bool:
     except Exception:  # noqa: BLE001 - no cache: ask the database
         value = None
     if value is None:
-        from ops.models import MaintenanceSwitch
-
         enabled = MaintenanceSwitch.current().enabled
         remember(enabled)
         return enabled

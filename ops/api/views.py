@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from incidents.models import Incident, Service
 from ops import approvals
+from ops.actions.cache import matches_everything
 from ops.audit import perform
 from ops.choices import RequestState
 from ops.models import ActionRequest, FailedTask, MaintenanceSwitch, RetentionRun
@@ -16,7 +17,6 @@ from ops.targets import check_target
 from opsportal.api import Pagination
 from opsportal.roles import IsAdmin
 from runbooks.actions import ActionError, ParamsError, StepTimeout, TransientError
-from runbooks.actions.cache import matches_everything
 
 
 class FailedTaskSerializer(serializers.ModelSerializer):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ops import api
+from ops.api import views as api
 
 urlpatterns = [
     path("ops/jobs/pause", api.PauseJobsView.as_view(), name="ops-jobs-pause"),

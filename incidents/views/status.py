@@ -16,9 +16,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from incidents.choices import OPEN_STATUSES, SEVERITY_PUBLIC_STATE, EventKind, EventSource, PublicState, Status
+from incidents.forms import ProblemReportForm, PublishForm
 from incidents.models import Incident, ProblemReport, Service, TimelineEvent
-from incidents.report_forms import ProblemReportForm, PublishForm
-from incidents.reports import (
+from incidents.models.report import (
     REPORT_MAX_BODY_BYTES,
     body_too_large,
     record_received,

@@ -7,10 +7,12 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from incidents.charts import bar_chart_svg, line_chart_svg
 from incidents.choices import TIME_METRICS, ActionItemKind, ActionItemStatus, ReviewState
 from incidents.models import ActionItem, PostIncidentReview
 from incidents.models.review import TEXT_FIELDS
-from incidents.reviews import bar_chart_svg, due_context, format_duration, incident_stats, line_chart_svg
+from incidents.review_extensions import item_context
+from incidents.review_stats import due_context, format_duration, incident_stats
 from opsportal.errors import Conflict, DomainError
 from opsportal.roles import responder_required
 
@@ -65,11 +67,9 @@ def _page_context(review: PostIncidentReview, **extra) -> dict:
 
 
 def _items_context(review: PostIncidentReview, form: ActionItemForm | None = None) -> dict:
-    from runbooks.draft_views import runbooks_used  # runbooks builds on incidents, not the other way round
-
     return {
         "items": review.action_items.select_related("owner").prefetch_related("runbook_drafts__runbook"),
-        "runbooks_used": list(runbooks_used(review.incident)),
+        **item_context(review.incident),
         "item_form": form or ActionItemForm(),
         "item_statuses": ActionItemStatus.choices,
         "today": timezone.localdate(),

@@ -12,6 +12,7 @@ import re
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from ops.models import FailedTask
 from opsportal.errors import Conflict, DomainError
 from runbooks.actions.base import (
     Action,
@@ -130,8 +131,6 @@ def stats(target: Target, queues: list[str], timeout: float) -> dict:
     if _is_portal(target):
         from django.db.models import Count
 
-        from ops.models import FailedTask
-
         failed = dict(
             FailedTask.objects.waiting()
             .values_list("queue")
@@ -201,8 +200,6 @@ def _consumers(params: dict, target: Target, timeout: float, *, pause: bool) -> 
 
 
 def _failed_rows(limit: int):
-    from ops.models import FailedTask
-
     return list(FailedTask.objects.waiting()[:limit])
 
 
@@ -240,8 +237,6 @@ def _chosen_ids(params: dict) -> list[int]:
 
 
 def _retry_run(params: dict, target: Target, timeout: float) -> CheckResult:
-    from ops.models import FailedTask
-
     if not _is_portal(target):
         raise ActionError("Failed tasks are recorded for the portal's own workers only.")
     ids = _chosen_ids(params)
@@ -262,8 +257,6 @@ def _retry_run(params: dict, target: Target, timeout: float) -> CheckResult:
 
 
 def _remove_run(params: dict, target: Target, timeout: float) -> CheckResult:
-    from ops.models import FailedTask
-
     if not _is_portal(target):
         raise ActionError("Failed tasks are recorded for the portal's own workers only.")
     ids = _chosen_ids(params)

@@ -1,6 +1,8 @@
 """The portal's own data: the retention sweep and maintenance mode. They act on the portal
 wherever the worker runs, so they take no target."""
 
+from ops import retention
+from ops.models import MaintenanceSwitch
 from runbooks.actions.base import Action, CheckResult, ParamsError, Target, flag, only
 from runbooks.choices import CheckStatus, Safety
 
@@ -11,8 +13,6 @@ def _validate_retention(params: dict) -> dict:
 
 
 def _retention(params: dict, target: Target, timeout: float) -> CheckResult:
-    from ops import retention
-
     record = retention.run(dry_run=params["dry_run"], by=target.actor)
     parts = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in record.counts.items())
     verb = "Dry run: would remove" if record.dry_run else "Removed"
@@ -34,8 +34,6 @@ def _validate_maintenance(params: dict) -> dict:
 
 
 def _maintenance(params: dict, target: Target, timeout: float) -> CheckResult:
-    from ops.models import MaintenanceSwitch
-
     state = "on" if params["enabled"] else "off"
     if params["dry_run"]:
         current = "on" if MaintenanceSwitch.current().enabled else "off"

@@ -22,7 +22,7 @@ class IntegrationForm(forms.ModelForm):
 def _integrations_page(request, form, *, created=None, status=200):
     integrations = Integration.objects.select_related("default_service")
     context = {"integrations": integrations, "form": form, "created": created}
-    return render(request, "incidents/ops/integrations.html", context, status=status)
+    return render(request, "incidents/integrations/integrations.html", context, status=status)
 
 
 @admin_required
@@ -65,7 +65,7 @@ def webhooks(request):
         "states": WebhookDeliveryState.choices,
         "state": state,
     }
-    return render(request, "incidents/ops/webhooks.html", context)
+    return render(request, "incidents/integrations/webhooks.html", context)
 
 
 @admin_required
@@ -78,4 +78,6 @@ def redeliver(request, pk: int):
     except DomainError as exc:
         error, status = str(exc), 400
     delivery = WebhookDelivery.objects.select_related("endpoint", "incident").get(pk=pk)
-    return render(request, "incidents/ops/delivery_row.html", {"delivery": delivery, "error": error}, status=status)
+    return render(
+        request, "incidents/integrations/delivery_row.html", {"delivery": delivery, "error": error}, status=status
+    )

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from incidents.models import ActionItem
+from incidents.review_extensions import add_item_context
 from opsportal.errors import DomainError
 from opsportal.roles import is_admin, responder_required
 from runbooks.models import Runbook, RunbookDraft
@@ -19,9 +20,10 @@ class DraftForm(forms.Form):
     source = forms.CharField(max_length=MAX_SOURCE, strip=False, widget=forms.Textarea(attrs={"rows": 30}))
 
 
-def runbooks_used(incident):
-    """The runbooks run for an incident: the ones a review can ask to change."""
-    return Runbook.objects.filter(runs__incident=incident).distinct().order_by("title")
+@add_item_context
+def runbooks_used(incident) -> dict:
+    """The runbooks run for an incident: the ones a review's action item can open a draft of."""
+    return {"runbooks_used": list(Runbook.objects.filter(runs__incident=incident).distinct().order_by("title"))}
 
 
 @responder_required

@@ -1,7 +1,6 @@
 from django.urls import path
 
-from incidents import ops_views
-from ops import views as console_views
+from ops.views import console as console_views
 
 app_name = "ops"
 
@@ -19,8 +18,4 @@ urlpatterns = [
     path("health-check/run/", console_views.health_run, name="health_run"),
     path("maintenance/", console_views.maintenance, name="maintenance"),
     path("retention/", console_views.retention, name="retention"),
-    path("integrations/", ops_views.integrations, name="integrations"),
-    path("integrations/<int:pk>/rotate/", ops_views.rotate_token, name="rotate_token"),
-    path("webhooks/", ops_views.webhooks, name="webhooks"),
-    path("webhooks/deliveries/<int:pk>/redeliver/", ops_views.redeliver, name="redeliver"),
 ]

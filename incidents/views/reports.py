@@ -7,8 +7,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from incidents.choices import ReportStatus
+from incidents.forms import DismissReportForm, EscalateReportForm
 from incidents.models import Incident, ProblemReport
-from incidents.report_forms import DismissReportForm, EscalateReportForm
 from opsportal.errors import Conflict, DomainError
 from opsportal.roles import responder_required
 

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from incidents.models import Incident, Service
 from ops import approvals, health_check
+from ops.actions.queues import portal_queues, stats
 from ops.audit import perform
 from ops.choices import RequestState
 from ops.models import ActionRequest, AuditRecord, FailedTask, MaintenanceSwitch, RetentionRun
@@ -18,7 +19,6 @@ from ops.stats import cache_stats
 from opsportal.errors import DomainError
 from opsportal.roles import admin_required
 from runbooks.actions import ActionError, ParamsError
-from runbooks.actions.celery_queues import portal_queues, stats
 
 AUDIT_SHOWN = 20
 DECIDED_SHOWN = 10

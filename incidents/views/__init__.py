@@ -1,0 +1,1 @@
+"""Portal pages of the incidents app, one module per page family."""

@@ -1,0 +1,1 @@
+"""The ops API: actions, approvals, maintenance and retention over REST, for admins."""

@@ -1,0 +1,1 @@
+"""Portal pages of the ops app, one module per page family."""

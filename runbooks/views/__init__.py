@@ -1,0 +1,1 @@
+"""Portal pages of the runbooks app, one module per page family."""
