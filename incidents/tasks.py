@@ -86,14 +86,6 @@ def requeue_alert_deliveries() -> int:
 
 
 @shared_task
-def prune_alert_deliveries() -> int:
-    """Drop applied payloads past ALERT_DELIVERY_RETENTION_DAYS; alerts and timelines stay."""
-    cutoff = timezone.now() - timedelta(days=settings.ALERT_DELIVERY_RETENTION_DAYS)
-    deleted, _ = AlertDelivery.objects.filter(state=DeliveryState.PROCESSED, received_at__lt=cutoff).delete()
-    return deleted
-
-
-@shared_task
 def run_escalations() -> dict:
     """Escalate unacknowledged incidents and record SLA breaches that are due."""
     now = timezone.now()

@@ -1,4 +1,4 @@
-"""The daily health check (seed 003) as a runbook run against the portal itself: API health 200
+"""The daily health check, as a runbook run against the portal itself: API health 200
 under 100 ms, queue stats, Redis PING, database SELECT 1, disk and memory under 80 %, recent
 errors (failed tasks). The run is kept like any other; when it ends with a failed step or a
 warning/critical finding, an incident is opened (SEV3 unless OPS_HEALTH_CHECK_SEVERITY says otherwise)."""

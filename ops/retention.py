@@ -3,8 +3,8 @@
 - login attempts (django-axes AccessAttempt) whose lockout window has expired, or older than RETENTION_DAYS;
 - webhook deliveries that ended (delivered or given up) more than RETENTION_DAYS ago;
 - applied alert payloads (AlertDelivery) older than ALERT_DELIVERY_RETENTION_DAYS, which defaults
-  to RETENTION_DAYS (the hourly prune of issue 6 is this sweep now);
-- failed Celery tasks recorded more than RETENTION_DAYS ago (the seed's weekly "clean old jobs");
+  to RETENTION_DAYS (the alerts and the timelines built from them stay);
+- failed Celery tasks recorded more than RETENTION_DAYS ago (a weekly "clean old jobs" chore, done by the sweep);
 - the output of runbook steps of runs that finished more than RETENTION_DAYS ago (the step rows,
   their results and the timeline stay: only the captured text goes).
 """

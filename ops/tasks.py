@@ -19,7 +19,8 @@ def retention_run() -> dict:
 
 @shared_task(name="ops.tasks.weekly_maintenance", ignore_result=True)
 def weekly_maintenance() -> dict:
-    """The seed's weekly window: clean old failed jobs (the retention sweep), ANALYZE, retention."""
+    """The weekly maintenance window: ANALYZE the portal's database, then the retention sweep (which
+    also clears old failed jobs). Each runs on its own, so one failing does not skip the other."""
     done = {}
     for action in ("analyze", "retention_run"):
         try:

@@ -11,7 +11,7 @@ from kombu.exceptions import OperationalError as BrokerDown
 from incidents.alerting import first_look
 from incidents.metrics import alerts_received_total
 from incidents.models import Alert, AlertDelivery, Incident, Integration, TimelineEvent
-from incidents.tasks import process_alert_delivery, prune_alert_deliveries, requeue_alert_deliveries
+from incidents.tasks import process_alert_delivery, requeue_alert_deliveries
 from tests.factories import ServiceFactory
 from tests.incidents.alerting.payloads import alert, alertmanager, grafana, resolved
 
@@ -345,10 +345,12 @@ def test_lost_queue_messages_are_requeued_by_the_sweep(post_alerts, monkeypatch)
     assert AlertDelivery.objects.get().state == "processed" and Incident.objects.count() == 1
 
 
-def test_old_applied_payloads_are_pruned(post_alerts, settings):
+def test_old_applied_payloads_are_pruned_by_the_retention_sweep(post_alerts, settings):
+    from ops import retention
+
     post_alerts(alertmanager(alert()))
     with time_machine.travel(timezone.now() + timedelta(days=settings.ALERT_DELIVERY_RETENTION_DAYS + 1)):
-        assert prune_alert_deliveries() == 1
+        assert retention.run().counts["alert_payloads"] == 1
     assert not AlertDelivery.objects.exists() and Alert.objects.count() == 1  # the alert and incident stay
 
 
