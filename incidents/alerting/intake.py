@@ -17,6 +17,8 @@ Rules applied to each alert of a delivery, under the lock of its AlertGroup row:
   further; a person resolves it.
 """
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,7 +29,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from incidents import metrics
-from incidents.alerting.payload import payload_hash, validate
+from incidents.alerting import first_look, sources
+from incidents.alerting.sources import Batch, NormalisedAlert
 from incidents.choices import AlertStatus, DeliveryState, EventKind, Status
 from incidents.models import (
     Alert,
@@ -49,10 +52,25 @@ class QueueUnavailable(Exception):
     """The payload is stored but could not be queued; the sender should retry (HTTP 503)."""
 
 
-def store(integration: Integration, raw: dict, data: dict) -> tuple[AlertDelivery, bool]:
-    """Keep the payload (once, however often it is sent) and queue it. Returns (delivery, created)."""
-    from incidents.tasks import process_alert_delivery
+def payload_hash(raw: dict) -> str:
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
+
+def store(integration: Integration, raw: dict, batch: Batch) -> tuple[AlertDelivery, bool]:
+    """Keep the payload (once, however often it is sent) and queue it. Returns (delivery, created)."""
+    delivery, created = _keep(integration, raw, batch)
+    if created:
+        for alert in batch.alerts:
+            metrics.alerts_received_total.labels(integration_kind=integration.kind, status=alert.status).inc()
+    if created or delivery.state == DeliveryState.PENDING:
+        # A redelivery of a payload that is still pending is queued again: the first queueing
+        # may be the one that failed. Applying is idempotent, so a second message is harmless.
+        _queue(delivery)
+    return delivery, created
+
+
+def _keep(integration: Integration, raw: dict, batch: Batch) -> tuple[AlertDelivery, bool]:
     digest = payload_hash(raw)
     now = timezone.now()
     try:
@@ -61,28 +79,25 @@ def store(integration: Integration, raw: dict, data: dict) -> tuple[AlertDeliver
                 integration=integration,
                 payload=raw,
                 payload_hash=digest,
-                group_key=data["groupKey"],
-                alert_count=len(data["alerts"]),
-                truncated_alerts=data.get("truncatedAlerts") or 0,
+                group_key=batch.group_key,
+                alert_count=len(batch.alerts),
+                truncated_alerts=batch.truncated_alerts,
                 received_at=now,
                 enqueued_at=now,
             )
-        created = True
     except IntegrityError:
-        delivery = AlertDelivery.objects.get(integration=integration, payload_hash=digest)
-        created = False
-    if created:
-        for alert in data["alerts"]:
-            metrics.alerts_received_total.labels(integration_kind=integration.kind, status=alert["status"]).inc()
-    if created or delivery.state == DeliveryState.PENDING:
-        # A redelivery of a payload that is still pending is queued again: the first queueing
-        # may be the one that failed. Applying is idempotent, so a second message is harmless.
-        try:
-            process_alert_delivery.apply_async((delivery.pk,), retry=False)
-        except Exception as exc:
-            logger.warning("alert delivery %s stored but not queued: %s", delivery.pk, exc)
-            raise QueueUnavailable(str(exc)) from exc
-    return delivery, created
+        return AlertDelivery.objects.get(integration=integration, payload_hash=digest), False
+    return delivery, True
+
+
+def _queue(delivery: AlertDelivery) -> None:
+    from incidents.tasks import process_alert_delivery
+
+    try:
+        process_alert_delivery.apply_async((delivery.pk,), retry=False)
+    except Exception as exc:
+        logger.warning("alert delivery %s stored but not queued: %s", delivery.pk, exc)
+        raise QueueUnavailable(str(exc)) from exc
 
 
 @dataclass
@@ -99,17 +114,17 @@ def apply_delivery(delivery_id: int) -> dict:
     if delivery is None or delivery.state == DeliveryState.PROCESSED:
         return {}
     integration = delivery.integration
-    data = validate(delivery.payload, integration.kind)
-    group = _group(integration, data)
+    batch = sources.get(integration.kind).normalise(delivery.payload)
+    group = _group(integration, batch)
     outcome = _Outcome()
     with transaction.atomic():
         locked = AlertDelivery.objects.select_for_update().get(pk=delivery.pk)
         if locked.state == DeliveryState.PROCESSED:
             return locked.result
         group = AlertGroup.objects.select_for_update().get(pk=group.pk)
-        _apply(group, integration, data, outcome)
-        group.group_labels = data.get("groupLabels") or {}
-        group.external_url = data.get("externalURL") or ""
+        _apply(group, integration, batch, outcome)
+        group.group_labels = batch.group_labels
+        group.external_url = batch.external_url
         group.save(update_fields=["incident", "group_labels", "external_url", "truncated_alerts", "updated_at"])
         locked.state = DeliveryState.PROCESSED
         locked.processed_at = timezone.now()
@@ -122,120 +137,143 @@ def apply_delivery(delivery_id: int) -> dict:
 
 
 def _first_look(incident: Incident, alertname: str, integration: Integration) -> None:
-    from incidents.alerting.first_look import start_first_look
-
     try:
-        start_first_look(incident, alertname, integration)
+        first_look.start_first_look(incident, alertname, integration)
     except Exception:  # the incident is committed; a failing first look must not fail the intake
         logger.exception("first look for %s failed", incident.reference)
 
 
-def _group(integration: Integration, data: dict) -> AlertGroup:
-    key = data["groupKey"]
+def _group(integration: Integration, batch: Batch) -> AlertGroup:
+    key = batch.group_key
     group, _ = AlertGroup.objects.get_or_create(
         integration=integration, key_hash=hash_group_key(key), defaults={"group_key": key}
     )
     return group
 
 
-def _apply(group: AlertGroup, integration: Integration, data: dict, outcome: _Outcome) -> None:
+@dataclass
+class _Known:
+    """The rows a delivery's fingerprints already have: in the group's open incident (`current`)
+    and in its earlier incidents (`earlier`, the latest one per fingerprint)."""
+
+    current: dict[str, Alert]
+    earlier: dict[str, Alert]
+
+    @classmethod
+    def load(cls, group: AlertGroup, incident: Incident | None, fingerprints: list[str]) -> "_Known":
+        current = {a.fingerprint: a for a in Alert.objects.filter(incident=incident, fingerprint__in=fingerprints)}
+        earlier = {}
+        for row in (
+            Alert.objects.filter(group=group, fingerprint__in=fingerprints)
+            .exclude(incident=incident)
+            .select_related("incident")
+            .order_by("id")
+        ):
+            earlier[row.fingerprint] = row  # the latest earlier incident wins
+        return cls(current, earlier)
+
+    def handled_before(self, alert: NormalisedAlert) -> bool:
+        row = self.earlier.get(alert.fingerprint)
+        return row is not None and alert.starts_at <= row.starts_at
+
+
+def _apply(group: AlertGroup, integration: Integration, batch: Batch, outcome: _Outcome) -> None:
     now = timezone.now()
     incident = group.incident if group.incident_id and group.incident.is_open else None
-    alerts = data["alerts"]
-    fingerprints = [a["fingerprint"] for a in alerts]
-    current = {a.fingerprint: a for a in Alert.objects.filter(incident=incident, fingerprint__in=fingerprints)}
-    earlier = {}
-    for row in (
-        Alert.objects.filter(group=group, fingerprint__in=fingerprints)
-        .exclude(incident=incident)
-        .select_related("incident")
-        .order_by("id")
-    ):
-        earlier[row.fingerprint] = row  # the latest earlier incident wins
-
-    def handled_before(alert: dict) -> bool:
-        row = earlier.get(alert["fingerprint"])
-        return row is not None and alert["startsAt"] <= row.starts_at
-
+    known = _Known.load(group, incident, [a.fingerprint for a in batch.alerts])
     if incident is None:
-        opener = next(
-            (a for a in alerts if a["status"] == AlertStatus.FIRING and not handled_before(a)),
-            None,
-        )
-        if opener is not None:
-            incident = _open_incident(integration, opener, now)
-            group.incident = incident
-            outcome.opened = incident
-            outcome.first_alertname = opener["labels"].get("alertname", "")
+        incident = _open_for(group, integration, batch, known, outcome, now)
+    for alert in batch.alerts:
+        outcome.results[alert.fingerprint] = _apply_alert(incident, group, integration, alert, known, outcome, now)
+    _note_truncation(incident, group, batch, now)
+    if incident is not None and outcome.resolved_in_current:
+        _mitigate_when_all_resolved(incident, now)
 
-    for alert in alerts:
-        fingerprint = alert["fingerprint"]
-        row = current.get(fingerprint)
-        if alert["status"] == AlertStatus.FIRING:
-            result = _firing(incident, group, integration, alert, row, handled_before(alert), now)
-        else:
-            result = _resolved(incident, group, integration, alert, row, earlier.get(fingerprint), now)
-            if result == "resolved" and incident is not None:
-                outcome.resolved_in_current = True
-        outcome.results[fingerprint] = result
 
-    truncated = data.get("truncatedAlerts") or 0
+def _open_for(group, integration, batch: Batch, known: _Known, outcome: _Outcome, now) -> Incident | None:
+    """The group's new incident, opened by its first firing alert that nobody handled before."""
+    opener = next(
+        (a for a in batch.alerts if a.status == AlertStatus.FIRING and not known.handled_before(a)),
+        None,
+    )
+    if opener is None:
+        return None
+    incident = _open_incident(integration, opener, now)
+    group.incident = incident
+    outcome.opened = incident
+    outcome.first_alertname = opener.labels.get("alertname", "")
+    return incident
+
+
+def _apply_alert(incident, group, integration, alert: NormalisedAlert, known: _Known, outcome, now) -> str:
+    row = known.current.get(alert.fingerprint)
+    if alert.status == AlertStatus.FIRING:
+        return _firing(incident, group, integration, alert, row, known.handled_before(alert), now)
+    result = _resolved(incident, group, integration, alert, row, known.earlier.get(alert.fingerprint), now)
+    if result == "resolved" and incident is not None:
+        outcome.resolved_in_current = True
+    return result
+
+
+def _note_truncation(incident: Incident | None, group: AlertGroup, batch: Batch, now: datetime) -> None:
+    truncated = batch.truncated_alerts
     if incident is not None and truncated and truncated != group.truncated_alerts:
         TimelineEvent.record(
             incident,
             kind=EventKind.ALERT,
             body=(
                 f"Alertmanager left {truncated} more alerts of this group out of the notification "
-                f"(its max_alerts limit); see {_link('Alertmanager', data.get('externalURL'))}."
+                f"(its max_alerts limit); see {_link('Alertmanager', batch.external_url)}."
             ),
             occurred_at=now,
         )
     group.truncated_alerts = truncated
 
-    if incident is not None and outcome.resolved_in_current and not incident.alerts.firing().exists():
-        TimelineEvent.record(incident, kind=EventKind.ALERT, body="**All alerts resolved.**", occurred_at=now)
-        incident.refresh_from_db(fields=["status"])
-        if incident.status in MITIGATE_FROM:
-            incident.transition_to(
-                Status.MITIGATED, by=None, note="All alerts resolved; a person resolves the incident."
-            )
+
+def _mitigate_when_all_resolved(incident: Incident, now: datetime) -> None:
+    if incident.alerts.firing().exists():
+        return
+    TimelineEvent.record(incident, kind=EventKind.ALERT, body="**All alerts resolved.**", occurred_at=now)
+    incident.refresh_from_db(fields=["status"])
+    if incident.status in MITIGATE_FROM:
+        incident.transition_to(Status.MITIGATED, by=None, note="All alerts resolved; a person resolves the incident.")
 
 
-def _firing(incident, group, integration, alert, row, handled_before, now) -> str:
+def _firing(incident, group, integration, alert: NormalisedAlert, row, handled_before, now) -> str:
     if row is not None:
         if row.status == AlertStatus.FIRING:
             _copy(row, alert, now)
-            if alert["startsAt"] > row.starts_at:
-                row.starts_at = alert["startsAt"]
+            if alert.starts_at > row.starts_at:
+                row.starts_at = alert.starts_at
             row.save()
             return "unchanged"
-        if alert["startsAt"] <= row.starts_at:
+        if alert.starts_at <= row.starts_at:
             return "stale"  # a late copy of the firing that was already resolved
         _copy(row, alert, now)
         row.status = AlertStatus.FIRING
-        row.starts_at = alert["startsAt"]
+        row.starts_at = alert.starts_at
         row.ends_at = None
         row.save()
-        _event(incident, row, "Firing again", alert["startsAt"])
+        _event(incident, row, "Firing again", alert.starts_at)
         return "firing again"
     if handled_before or incident is None:
         return "already handled"
-    row = Alert(integration=integration, group=group, incident=incident, fingerprint=alert["fingerprint"])
+    row = Alert(integration=integration, group=group, incident=incident, fingerprint=alert.fingerprint)
     _copy(row, alert, now)
     row.status = AlertStatus.FIRING
-    row.starts_at = alert["startsAt"]
+    row.starts_at = alert.starts_at
     row.save()
-    _event(incident, row, "Firing", alert["startsAt"])
+    _event(incident, row, "Firing", alert.starts_at)
     return "firing"
 
 
-def _resolved(incident, group, integration, alert, row, earlier_row, now) -> str:
-    ends_at = alert.get("endsAt") or now
+def _resolved(incident, group, integration, alert: NormalisedAlert, row, earlier_row, now) -> str:
+    ends_at = alert.ends_at or now
     target = row
     if target is None and earlier_row is not None and earlier_row.status == AlertStatus.FIRING:
         target = earlier_row  # the incident was resolved by a person before the alert resolved
     if target is not None:
-        if target.status == AlertStatus.RESOLVED or alert["startsAt"] < target.starts_at:
+        if target.status == AlertStatus.RESOLVED or alert.starts_at < target.starts_at:
             return "unchanged"
         _copy(target, alert, now)
         target.status = AlertStatus.RESOLVED
@@ -245,32 +283,28 @@ def _resolved(incident, group, integration, alert, row, earlier_row, now) -> str
         return "resolved" if target is row else "resolved (earlier incident)"
     if incident is None:
         return "ignored: no incident"
-    row = Alert(integration=integration, group=group, incident=incident, fingerprint=alert["fingerprint"])
+    row = Alert(integration=integration, group=group, incident=incident, fingerprint=alert.fingerprint)
     _copy(row, alert, now)
     row.status = AlertStatus.RESOLVED
-    row.starts_at = alert["startsAt"]
+    row.starts_at = alert.starts_at
     row.ends_at = ends_at
     row.save()
     _event(incident, row, "Fired and resolved", ends_at)
     return "resolved"
 
 
-def _copy(row: Alert, alert: dict, now: datetime) -> None:
-    labels = alert["labels"]
-    row.alertname = labels.get("alertname", "")[:200]
-    row.labels = labels
-    row.annotations = alert.get("annotations") or {}
-    row.generator_url = alert.get("generatorURL") or ""
-    row.silence_url = alert.get("silenceURL") or ""
-    row.dashboard_url = alert.get("dashboardURL") or ""
-    row.panel_url = alert.get("panelURL") or ""
-    row.values = alert.get("values") or {}
+def _copy(row: Alert, alert: NormalisedAlert, now: datetime) -> None:
+    row.alertname = alert.labels.get("alertname", "")[:200]
+    row.labels = alert.labels
+    row.annotations = alert.annotations
+    row.generator_url = alert.source_url
+    row.source_fields = alert.source_fields
     row.last_received_at = now
 
 
-def _open_incident(integration: Integration, alert: dict, now: datetime) -> Incident:
-    labels, annotations = alert["labels"], alert.get("annotations") or {}
-    title = (annotations.get("summary") or labels.get("alertname") or alert["fingerprint"]).strip()
+def _open_incident(integration: Integration, alert: NormalisedAlert, now: datetime) -> Incident:
+    labels, annotations = alert.labels, alert.annotations
+    title = (annotations.get("summary") or labels.get("alertname") or alert.fingerprint).strip()
     service = _service(labels) or integration.default_service
     summary = annotations.get("description", "").strip()
     return Incident.declare(
@@ -279,7 +313,7 @@ def _open_incident(integration: Integration, alert: dict, now: datetime) -> Inci
         summary=summary[: settings.TIMELINE_BODY_MAX_LENGTH],
         severity=integration.severity_for(labels.get("severity")),
         services=[service] if service else [],
-        started_at=alert["startsAt"],
+        started_at=alert.starts_at,
         detected_at=now,
     )
 
@@ -327,17 +361,7 @@ def describe(row: Alert, what: str) -> str:
         lines.append(f"Labels: {labels}")
     if row.values:
         lines.append("Values: " + ", ".join(_code(f"{k}={v}") for k, v in sorted(row.values.items())))
-    links = [
-        _link(label, url)
-        for label, url in (
-            ("Source", row.generator_url),
-            ("Dashboard", row.dashboard_url),
-            ("Panel", row.panel_url),
-            ("Runbook", row.runbook_url),
-            ("Silence", row.silence_url),
-        )
-        if url
-    ]
+    links = [_link(role.capitalize(), url) for role, url in row.links.items()]
     if links:
         lines.append(" · ".join(links))
     return "\n\n".join(lines)

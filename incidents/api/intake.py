@@ -1,10 +1,11 @@
-"""POST /api/integrations/{alertmanager|grafana}/{token}/: the webhook Alertmanager and Grafana call.
+"""POST /api/integrations/{kind}/{token}/: the webhook an alert source (Alertmanager, Grafana, any
+source registered in incidents/alerting/sources/) calls.
 
 The token in the URL is the credential (Alertmanager's webhook_configs cannot sign requests).
 The payload is validated and stored before the answer, and applied by a worker:
 
 - 202 stored and queued (also for a redelivery of a stored payload: nothing changes);
-- 400 malformed JSON or wrong shape, naming the field; 404 unknown token; 413 over 1 MiB;
+- 400 malformed JSON or wrong shape, naming the field; 404 unknown kind or token; 413 over 1 MiB;
 - 503 when the payload cannot be stored or queued, so Alertmanager retries.
 """
 
@@ -18,9 +19,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from incidents.alerting import intake
-from incidents.alerting.payload import PayloadError, parse
-from incidents.choices import IntegrationKind
+from incidents.alerting import intake, sources
 from incidents.models import Integration
 
 logger = logging.getLogger(__name__)
@@ -34,14 +33,15 @@ class AlertIntakeView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("kind", OpenApiTypes.STR, OpenApiParameter.PATH, enum=IntegrationKind.values),
+            # The sources registered in incidents/alerting/sources/__init__.py, which registers them on import.
+            OpenApiParameter("kind", OpenApiTypes.STR, OpenApiParameter.PATH, enum=sources.slugs()),
             OpenApiParameter("token", OpenApiTypes.STR, OpenApiParameter.PATH, description="The integration's token."),
         ],
         request={"application/json": {"type": "object"}},
         responses={
             202: OpenApiResponse(description="Stored and queued."),
             400: OpenApiResponse(description="Malformed JSON or wrong shape; `detail` names the field."),
-            404: OpenApiResponse(description="Unknown token."),
+            404: OpenApiResponse(description="Unknown kind or token."),
             413: OpenApiResponse(description="Body over 1 MiB."),
             503: OpenApiResponse(description="Could not be stored or queued; retry."),
         },
@@ -54,6 +54,9 @@ class AlertIntakeView(APIView):
             declared = 0
         if declared > MAX_BODY_BYTES:
             return _too_large()
+        source = sources.get(kind)
+        if source is None:
+            return Response({"detail": f"Unknown integration kind {kind[:50]!r}."}, status=status.HTTP_404_NOT_FOUND)
         try:
             integration = Integration.for_token(kind, token)
         except DatabaseError:
@@ -65,11 +68,12 @@ class AlertIntakeView(APIView):
         if len(body) > MAX_BODY_BYTES:
             return _too_large()
         try:
-            raw, data = parse(body, integration.kind)
-        except PayloadError as exc:
+            raw = sources.read_json(body)
+            batch = source.normalise(raw)
+        except sources.PayloadError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         try:
-            delivery, created = intake.store(integration, raw, data)
+            delivery, created = intake.store(integration, raw, batch)
         except intake.QueueUnavailable:
             return _unavailable("The payload is stored but could not be queued.")
         except DatabaseError:

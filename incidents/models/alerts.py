@@ -17,11 +17,11 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents.alerting import sources
 from incidents.choices import (
     DEFAULT_SEVERITY_MAPPING,
     AlertStatus,
     DeliveryState,
-    IntegrationKind,
     Severity,
 )
 from incidents.models.incident import Incident, Service
@@ -45,7 +45,7 @@ def _default_mapping() -> dict:
 
 class Integration(models.Model):
     name = models.CharField(max_length=120, unique=True)
-    kind = models.CharField(max_length=16, choices=IntegrationKind.choices)
+    kind = models.CharField(max_length=16, choices=sources.choices, help_text="The alert source that posts here.")
     default_service = models.ForeignKey(
         Service,
         null=True,
@@ -221,10 +221,11 @@ class Alert(models.Model):
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField(null=True, blank=True)
     generator_url = models.URLField(max_length=2000, blank=True)
-    silence_url = models.URLField(max_length=2000, blank=True)
-    dashboard_url = models.URLField(max_length=2000, blank=True)
-    panel_url = models.URLField(max_length=2000, blank=True)
-    values = models.JSONField(default=dict, blank=True)
+    source_fields = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='What only its source sends: {"links": {role: url}, "values": {name: value}}.',
+    )
     last_received_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -258,3 +259,25 @@ class Alert(models.Model):
     def runbook_url(self) -> str:
         url = self.annotations.get("runbook_url", "")
         return url if url.startswith(("http://", "https://")) else ""
+
+    @property
+    def values(self) -> dict:
+        """The values the source evaluated when the alert fired (Grafana's `values`), if any."""
+        return self.source_fields.get("values") or {}
+
+    @property
+    def links(self) -> dict[str, str]:
+        """The alert's http(s) links by role, in the order responders read them: what generated
+        it, the source's own links (Grafana's dashboard, panel and silence), the runbook."""
+        found = {**(self.source_fields.get("links") or {}), "source": self.generator_url, "runbook": self.runbook_url}
+        found = {role: url for role, url in found.items() if isinstance(url, str) and _is_http(url)}
+        ordered = {role: found.pop(role) for role in LINK_ORDER if role in found}
+        return ordered | dict(sorted(found.items()))
+
+
+# Roles of links shown in this order; a source's other roles follow, alphabetically.
+LINK_ORDER = ("source", "dashboard", "panel", "runbook", "silence")
+
+
+def _is_http(url: str) -> bool:
+    return url.lower().startswith(("http://", "https://"))

@@ -189,9 +189,10 @@ def test_grafana_payload_keeps_its_links_and_values(client, db):
     response = client.post(f"/api/integrations/grafana/{token}/", payload, content_type="application/json")
     assert response.status_code == 202, response.json()
     row = Alert.objects.get()
-    assert row.dashboard_url == "https://grafana.example/d/sales-stock"
-    assert row.panel_url.endswith("viewPanel=3") and row.silence_url.startswith("https://grafana.example/")
-    assert row.values == {"B": 0.07, "C": 1}
+    links = row.source_fields["links"]
+    assert links["dashboard"] == "https://grafana.example/d/sales-stock"
+    assert links["panel"].endswith("viewPanel=3") and links["silence"].startswith("https://grafana.example/")
+    assert row.source_fields["values"] == {"B": 0.07, "C": 1}
     event = alert_events(row.incident)[0]
     assert "[Dashboard](https://grafana.example/d/sales-stock)" in event and "`B=0.07`" in event
 

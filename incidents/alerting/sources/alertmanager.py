@@ -1,0 +1,88 @@
+"""Prometheus Alertmanager's webhook, payload version 4.
+
+Unknown fields are ignored, so newer senders keep working. Grafana's contact point sends the
+same shape with more fields; incidents/alerting/sources/grafana.py builds on these serializers.
+"""
+
+from datetime import datetime
+
+from rest_framework import serializers
+
+from incidents.alerting.sources.base import (
+    MAX_ALERTS,
+    Batch,
+    Labels,
+    Link,
+    NormalisedAlert,
+    Source,
+    validated,
+)
+from incidents.choices import AlertStatus
+
+
+class AlertSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=AlertStatus.choices)
+    labels = Labels()
+    annotations = Labels(required=False, default=dict)
+    startsAt = serializers.DateTimeField()
+    endsAt = serializers.DateTimeField(required=False, allow_null=True)
+    generatorURL = Link()
+    fingerprint = serializers.CharField(max_length=128)
+
+    def validate_endsAt(self, value: datetime | None) -> datetime | None:
+        # Alertmanager and Grafana send 0001-01-01T00:00:00Z for "not ended".
+        return None if value is None or value.year < 1971 else value
+
+
+class WebhookSerializer(serializers.Serializer):
+    kind = "alertmanager"
+    versions = ("4",)
+
+    version = serializers.CharField(max_length=10)
+    groupKey = serializers.CharField(max_length=10_000)
+    truncatedAlerts = serializers.IntegerField(required=False, min_value=0, default=0)
+    status = serializers.ChoiceField(choices=AlertStatus.choices)
+    receiver = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    groupLabels = Labels(required=False, default=dict)
+    commonLabels = Labels(required=False, default=dict)
+    commonAnnotations = Labels(required=False, default=dict)
+    externalURL = Link()
+    alerts = serializers.ListField(child=AlertSerializer(), allow_empty=False, max_length=MAX_ALERTS)
+
+    def validate_version(self, value: str) -> str:
+        if value not in self.versions:
+            raise serializers.ValidationError(
+                f"{self.kind} payload version {value!r} is not supported; expected {' or '.join(self.versions)}."
+            )
+        return value
+
+
+def normalised_alert(alert: dict, source_fields: dict | None = None) -> NormalisedAlert:
+    return NormalisedAlert(
+        fingerprint=alert["fingerprint"],
+        status=alert["status"],
+        starts_at=alert["startsAt"],
+        ends_at=alert.get("endsAt"),
+        labels=alert["labels"],
+        annotations=alert.get("annotations") or {},
+        source_url=alert.get("generatorURL") or "",
+        source_fields=source_fields or {},
+    )
+
+
+def batch(data: dict, alerts: list[NormalisedAlert]) -> Batch:
+    return Batch(
+        group_key=data["groupKey"],
+        alerts=alerts,
+        group_labels=data.get("groupLabels") or {},
+        external_url=data.get("externalURL") or "",
+        truncated_alerts=data.get("truncatedAlerts") or 0,
+    )
+
+
+def normalise(raw: dict) -> Batch:
+    data = validated(WebhookSerializer(data=raw))
+    return batch(data, [normalised_alert(alert) for alert in data["alerts"]])
+
+
+SOURCE = Source(slug="alertmanager", label="Prometheus Alertmanager", normalise=normalise)

@@ -1,0 +1,150 @@
+"""The normalised form every alert source produces, and the parsing helpers they share.
+
+A source turns its sender's raw JSON into one `Batch`: the alerts of one group, each with a
+fingerprint, status, times, labels, annotations and a link to what generated it. What only
+that sender has (Grafana's dashboard and panel links, the values it evaluated) goes into
+`NormalisedAlert.source_fields` and is kept as the alert's `source_fields` JSON, in a shape
+the portal can show without knowing the source: `links` (role → http(s) URL, e.g.
+`dashboard`, `panel`, `silence`) and `values` (name → value).
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from rest_framework import serializers
+
+MAX_ALERTS = 1000
+
+
+class PayloadError(ValueError):
+    """A request body that is not a usable webhook payload; the message names the field."""
+
+
+@dataclass(frozen=True)
+class NormalisedAlert:
+    fingerprint: str
+    status: str  # incidents.choices.AlertStatus
+    starts_at: datetime
+    ends_at: datetime | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    source_url: str = ""  # http(s) link to what generated the alert, or ""
+    source_fields: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One notification of one alert group."""
+
+    group_key: str
+    alerts: list[NormalisedAlert]
+    group_labels: dict[str, str] = field(default_factory=dict)
+    external_url: str = ""
+    truncated_alerts: int = 0  # alerts of the group the sender left out of this notification
+
+
+@dataclass(frozen=True)
+class Source:
+    """An alert source: `normalise` turns a raw JSON object into a Batch or raises PayloadError."""
+
+    slug: str  # the Integration kind and the `<kind>` of the intake URL (at most 16 characters)
+    label: str
+    normalise: Callable[[dict], Batch]
+
+
+def read_json(body: bytes) -> dict:
+    """The body as a JSON object, or PayloadError."""
+    try:
+        raw = json.loads(body)
+    except ValueError as exc:  # also invalid UTF-8
+        raise PayloadError(f"Body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise PayloadError("Body is not valid JSON: nested too deeply.") from None
+    if not isinstance(raw, dict):
+        raise PayloadError("Body must be a JSON object (the Alertmanager webhook payload).")
+    # PostgreSQL cannot store NUL in text or jsonb; refusing it here keeps it a 400, not a 503 retried forever.
+    if b"\\u0000" in body and _has_nul(raw):
+        raise PayloadError("Strings must not contain NUL characters (\\u0000).")
+    return raw
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def validated(serializer: serializers.Serializer) -> dict:
+    """The serializer's validated data, or PayloadError naming each bad field."""
+    if not serializer.is_valid():
+        raise PayloadError("; ".join(f"{field}: {message}" for field, message in _flatten(serializer.errors)))
+    return serializer.validated_data
+
+
+def _flatten(errors, prefix: str = ""):
+    """DRF's nested errors as ("alerts[2].labels", "This field is required.") pairs."""
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            yield from _flatten(value, _child_name(prefix, key))
+    elif isinstance(errors, list):
+        if all(isinstance(e, str) for e in errors):
+            yield prefix or "body", " ".join(str(e) for e in errors)
+        else:
+            for index, value in enumerate(errors):
+                if value:
+                    yield from _flatten(value, f"{prefix}[{index}]")
+    else:
+        yield prefix or "body", str(errors)
+
+
+def _child_name(prefix: str, key) -> str:
+    if isinstance(key, int):
+        return f"{prefix}[{key}]"
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+class Labels(serializers.Field):
+    """An object of string values (labels, annotations), checked in one pass: a DictField of
+    CharFields costs a field run per value, which dominated the intake's CPU time."""
+
+    default_error_messages = {"not_a_dict": "Expected an object of strings but got {kind}."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> dict:
+        if not isinstance(data, dict):
+            self.fail("not_a_dict", kind=type(data).__name__)
+        errors = {}
+        for key, value in data.items():
+            if isinstance(value, str):
+                continue
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                data[key] = str(value)
+            else:
+                errors[key] = ["Not a valid string."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return data
+
+    def to_representation(self, value) -> dict:
+        return value
+
+
+class Link(serializers.CharField):
+    """A link shown to responders: kept only when it is http(s), dropped otherwise (never refused,
+    so a bad link cannot lose the alert)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_blank=True, allow_null=True, max_length=2000, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data) if data is not None else ""
+        return value if value.lower().startswith(("http://", "https://")) else ""
