@@ -151,11 +151,6 @@ MANUAL_EVENT_KINDS = [(value, label) for value, label in EventKind.choices if va
 # --- Alert intake, escalation and notifications ------------------------------------------------
 
 
-class IntegrationKind(models.TextChoices):
-    ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
-    GRAFANA = "grafana", "Grafana alerting"
-
-
 class AlertStatus(models.TextChoices):
     FIRING = "firing", "Firing"
     RESOLVED = "resolved", "Resolved"

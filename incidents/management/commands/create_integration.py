@@ -6,16 +6,17 @@ python manage.py create_integration prod-alertmanager --kind alertmanager --serv
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from incidents.choices import IntegrationKind, Severity
+from incidents.alerting import sources
+from incidents.choices import Severity
 from incidents.models import Integration, Service
 
 
 class Command(BaseCommand):
-    help = "Create an Alertmanager or Grafana integration and print its webhook URL (the token is shown only once)."
+    help = "Create an alert integration of a registered source and print its webhook URL (the token is shown once)."
 
     def add_arguments(self, parser):
         parser.add_argument("name")
-        parser.add_argument("--kind", required=True, choices=IntegrationKind.values)
+        parser.add_argument("--kind", required=True, choices=sources.slugs())
         parser.add_argument("--service", help="Slug of the default service for alerts without a service/job label.")
         parser.add_argument("--default-severity", choices=Severity.values, default=Severity.SEV3)
         parser.add_argument("--no-first-look", action="store_true", help="Do not start runbook first looks.")
