@@ -4,7 +4,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
-from incidents.choices import NotificationEvent
 from incidents.models import (
     Alert,
     AlertDelivery,
@@ -16,6 +15,7 @@ from incidents.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from incidents.notifications.registry import event_choices
 from opsportal.errors import DomainError
 
 
@@ -120,7 +120,7 @@ class SlaClockAdmin(ReadOnlyAdmin):
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(max_length=2000, assume_scheme="https", help_text="http:// or https://")
     events = forms.MultipleChoiceField(
-        choices=NotificationEvent.choices,
+        choices=event_choices,  # every app's registered events, read when the form is shown
         widget=forms.CheckboxSelectMultiple,
         required=False,
         help_text=WebhookEndpoint._meta.get_field("events").help_text,

@@ -6,4 +6,7 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        from ops import health_check, signals  # noqa: F401 - signal receivers
+        from incidents.notifications.registry import register_event
+        from ops import health_check, notifications, signals  # noqa: F401 - signal receivers
+
+        register_event(notifications.APPROVAL_REQUESTED, notifications.APPROVAL_REQUESTED_LABEL)
