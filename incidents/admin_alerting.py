@@ -15,7 +15,7 @@ from incidents.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from incidents.notifications.registry import event_choices
+from incidents.notifications.registry import event_choices, webhook_format_choices
 from opsportal.errors import DomainError
 
 
@@ -119,8 +119,10 @@ class SlaClockAdmin(ReadOnlyAdmin):
 
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(max_length=2000, assume_scheme="https", help_text="http:// or https://")
+    # Both read from the registries each time the form is shown: every app's events, every format.
+    format = forms.ChoiceField(choices=webhook_format_choices, initial="json")
     events = forms.MultipleChoiceField(
-        choices=event_choices,  # every app's registered events, read when the form is shown
+        choices=event_choices,
         widget=forms.CheckboxSelectMultiple,
         required=False,
         help_text=WebhookEndpoint._meta.get_field("events").help_text,

@@ -8,7 +8,7 @@
 - review.overdue: every subscribed endpoint (mark_overdue_reviews e-mails the review's owner).
 - report.received: every subscribed endpoint (a problem report from the status page, without the
   reporter's name or e-mail).
-- Events other apps register (ops.approval_requested): every subscribed endpoint, through notify().
+- Events other apps register: every subscribed endpoint, through notify().
 
 Webhook deliveries are rows written in the caller's transaction and sent after commit; email is
 sent by a task after commit. Each endpoint's body is written by its format
