@@ -4,7 +4,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
-from incidents.choices import NotificationEvent
 from incidents.models import (
     Alert,
     AlertDelivery,
@@ -16,6 +15,7 @@ from incidents.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from incidents.notifications.registry import event_choices, webhook_format_choices
 from opsportal.errors import DomainError
 
 
@@ -119,8 +119,10 @@ class SlaClockAdmin(ReadOnlyAdmin):
 
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(max_length=2000, assume_scheme="https", help_text="http:// or https://")
+    # Both read from the registries each time the form is shown: every app's events, every format.
+    format = forms.ChoiceField(choices=webhook_format_choices, initial="json")
     events = forms.MultipleChoiceField(
-        choices=NotificationEvent.choices,
+        choices=event_choices,
         widget=forms.CheckboxSelectMultiple,
         required=False,
         help_text=WebhookEndpoint._meta.get_field("events").help_text,

@@ -183,20 +183,6 @@ class EscalationLevel(models.IntegerChoices):
     L3 = 3, "L3 — stakeholders"
 
 
-class WebhookFormat(models.TextChoices):
-    JSON = "json", "Generic JSON"
-    SLACK = "slack", "Slack-compatible text"
-
-
-class NotificationEvent(models.TextChoices):
-    INCIDENT_CREATED = "incident.created", "Incident created"
-    STATUS_CHANGED = "incident.status_changed", "Status changed"
-    ESCALATED = "incident.escalated", "Escalated"
-    REVIEW_OVERDUE = "review.overdue", "Review overdue"
-    REPORT_RECEIVED = "report.received", "Problem report received"
-    APPROVAL_REQUESTED = "ops.approval_requested", "Dangerous ops action awaits approval"
-
-
 class WebhookDeliveryState(models.TextChoices):
     PENDING = "pending", "Pending"
     DELIVERED = "delivered", "Delivered"

@@ -4,6 +4,8 @@ write rows join it; receivers that talk to the outside world use transaction.on_
 
 from django.dispatch import Signal
 
+from incidents.notifications.registry import register_event
+
 # incident, by, event (its first timeline entry)
 incident_declared = Signal()
 # incident (saved with the new status), previous, status, by, event (the status entry)
@@ -13,3 +15,8 @@ incident_details_changed = Signal()
 # incident, alertname, integration: sent after commit when an alert opened the incident and the
 # integration runs first looks; runbooks starts the read-only checks of the answering runbook.
 first_look_requested = Signal()
+
+# What webhook endpoints can subscribe to about incidents (incidents.alerting.notify sends them).
+INCIDENT_CREATED = register_event("incident.created", "Incident created")
+STATUS_CHANGED = register_event("incident.status_changed", "Status changed")
+ESCALATED = register_event("incident.escalated", "Escalated")

@@ -16,10 +16,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from incidents.alerting.notify import notify_approval_requested
 from ops.audit import perform
 from ops.choices import RequestState
 from ops.models import ActionRequest, username_of
+from ops.notifications import notify_approval_requested
 from ops.targets import check_target
 from ops.tasks import queue_request
 from opsportal.errors import DomainError

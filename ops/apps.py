@@ -6,7 +6,8 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        from ops import health_check, signals  # noqa: F401 - signal receivers
+        from incidents.notifications.registry import register_event
+        from ops import health_check, notifications, signals  # noqa: F401 - signal receivers
         from ops.actions import cache, portal, postgres_admin, queues
         from runbooks.actions import register
 
@@ -14,3 +15,4 @@ class OpsConfig(AppConfig):
         register(cache.ACTIONS)
         register(postgres_admin.ACTIONS)
         register(portal.ACTIONS)
+        register_event(notifications.APPROVAL_REQUESTED, notifications.APPROVAL_REQUESTED_LABEL)

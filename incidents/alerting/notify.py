@@ -8,10 +8,11 @@
 - review.overdue: every subscribed endpoint (mark_overdue_reviews e-mails the review's owner).
 - report.received: every subscribed endpoint (a problem report from the status page, without the
   reporter's name or e-mail).
-- ops.approval_requested: every subscribed endpoint (a dangerous ops action waits for a second admin).
+- Events other apps register: every subscribed endpoint, through notify().
 
 Webhook deliveries are rows written in the caller's transaction and sent after commit; email is
-sent by a task after commit.
+sent by a task after commit. Each endpoint's body is written by its format
+(incidents/notifications/formats/).
 """
 
 import logging
@@ -23,10 +24,14 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from incidents.choices import EscalationLevel, NotificationEvent, WebhookFormat
+from incidents.choices import EscalationLevel
 from incidents.models import EscalationContact, Incident, WebhookDelivery, WebhookEndpoint
 from incidents.models.alerts import portal_base_url
 from incidents.models.notifications import RETRY_WINDOW, SIGNATURE_HEADER
+from incidents.models.review import REVIEW_OVERDUE
+from incidents.notifications.registry import Notification, event_values, get_format
+from incidents.models.report import REPORT_RECEIVED
+from incidents.signals import ESCALATED, INCIDENT_CREATED, STATUS_CHANGED
 
 logger = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 10
@@ -62,7 +67,7 @@ def _iso(value: datetime | None) -> str | None:
 def notify_created(incident: Incident, *, source_event) -> None:
     text = f"[{incident.severity}] {incident.reference} opened: {incident.title}"
     _notify(
-        NotificationEvent.INCIDENT_CREATED,
+        INCIDENT_CREATED,
         incident,
         source_key=f"timeline:{source_event.pk}",
         text=text,
@@ -78,7 +83,7 @@ def notify_status_changed(incident: Incident, *, previous: str, status: str, by,
     level = SlaClock.objects.filter(pk=incident.pk).values_list("level", flat=True).first() or 1
     reached = range(1, level + 1)
     _notify(
-        NotificationEvent.STATUS_CHANGED,
+        STATUS_CHANGED,
         incident,
         source_key=f"timeline:{source_event.pk}",
         text=text,
@@ -91,7 +96,7 @@ def notify_escalated(incident: Incident, *, level: int, source_event) -> None:
     label = EscalationLevel(level).label
     text = f"[{incident.severity}] {incident.reference} escalated to {label}, not acknowledged: {incident.title}"
     _notify(
-        NotificationEvent.ESCALATED,
+        ESCALATED,
         incident,
         source_key=f"timeline:{source_event.pk}",
         text=text,
@@ -104,7 +109,32 @@ def notify_review_overdue(incident: Incident, *, source_key: str, text: str, ext
     """Announce an overdue post-incident review to subscribed endpoints (the review's owner is
     e-mailed by mark_overdue_reviews itself). Once per source_key."""
     with transaction.atomic():
-        _notify(NotificationEvent.REVIEW_OVERDUE, incident, source_key=source_key, text=text, extra=extra)
+        _notify(REVIEW_OVERDUE, incident, source_key=source_key, text=text, extra=extra)
+
+
+def notify(
+    event: str,
+    *,
+    text: str,
+    data: dict,
+    url: str,
+    reference: str,
+    source_key: str,
+    incident: Incident | None = None,
+) -> None:
+    """Announce a registered `event` to every enabled endpoint subscribed to it, each in its format,
+    after commit; once per endpoint and `source_key`. `data` is what the event is about (the generic
+    JSON body holds it beside event, text and occurred_at); `url` and `reference` name the page to
+    open. Call it inside the transaction that makes the change it announces."""
+    notification = _notification(event, text=text, data=data, url=url, reference=reference)
+    _deliver(notification, _subscribers(event), source_key=source_key, incident=incident)
+
+
+def _notification(event: str, *, text: str, data: dict, url: str, reference: str, summary: str = "") -> Notification:
+    if event not in event_values():
+        raise ValueError(f"Unknown notification event {event!r}: register it first (register_event).")
+    body = {"event": event, "text": text, "occurred_at": timezone.now().isoformat(), **data}
+    return Notification(event=event, text=text, data=body, url=url, reference=reference, summary=summary)
 
 
 def _notify(
@@ -117,6 +147,8 @@ def _notify(
     levels: list[int] = (),
     email_levels: list[int] = (),
 ) -> None:
+    """An incident's event: subscribed endpoints, the endpoints of the contacts at `levels`, and
+    e-mail to the people at `levels` and `email_levels`."""
     contacts = list(
         EscalationContact.objects.filter(level__in={*levels, *email_levels}).select_related("user", "endpoint")
     )
@@ -124,28 +156,31 @@ def _notify(
     for contact in contacts:
         if contact.level in levels and contact.endpoint_id and contact.endpoint.enabled:
             endpoints[contact.endpoint_id] = contact.endpoint
+    notification = _notification(
+        event,
+        text=text,
+        data={"incident": incident_data(incident), **(extra or {})},
+        url=incident_url(incident),
+        reference=incident.reference,
+        summary=incident.summary,
+    )
+    _deliver(notification, endpoints.values(), source_key=source_key, incident=incident)
+    emails = _emails(contacts)
+    if emails:
+        from incidents.tasks import send_notification_email
+
+        mail = get_format("email").render(notification)
+        transaction.on_commit(lambda: send_notification_email.delay(mail["subject"], mail["body"], emails))
+
+
+def _emails(contacts: list[EscalationContact]) -> list[str]:
     emails = set()
     for contact in contacts:
         if contact.user_id and contact.user.email and contact.user.is_active:
             emails.add(contact.user.email)
         elif contact.email:
             emails.add(contact.email)
-
-    data = {
-        "event": event,
-        "text": text,
-        "occurred_at": timezone.now().isoformat(),
-        "incident": incident_data(incident),
-        **(extra or {}),
-    }
-    _deliver(event, endpoints.values(), data, source_key=source_key, incident=incident)
-    if emails:
-        from incidents.tasks import send_notification_email
-
-        subject = text[:180]
-        body = f"{text}\n\n{incident_url(incident)}\n\n{incident.summary}".strip() + "\n"
-        recipients = sorted(emails)
-        transaction.on_commit(lambda: send_notification_email.delay(subject, body, recipients))
+    return sorted(emails)
 
 
 def _subscribers(event: str) -> list[WebhookEndpoint]:
@@ -153,7 +188,7 @@ def _subscribers(event: str) -> list[WebhookEndpoint]:
     return [e for e in WebhookEndpoint.objects.filter(enabled=True) if event in (e.events or [])]
 
 
-def _deliver(event: str, endpoints, data: dict, *, source_key: str, incident: Incident | None = None) -> None:
+def _deliver(notification: Notification, endpoints, *, source_key: str, incident: Incident | None = None) -> None:
     """One delivery row per endpoint (once per cause), sent after commit."""
     created = []
     for endpoint in endpoints:
@@ -162,9 +197,9 @@ def _deliver(event: str, endpoints, data: dict, *, source_key: str, incident: In
                 delivery = WebhookDelivery.objects.create(
                     endpoint=endpoint,
                     incident=incident,
-                    event=event,
+                    event=notification.event,
                     source_key=source_key,
-                    payload=payload_for(endpoint, data),
+                    payload=payload_for(endpoint, notification),
                     retry_until=timezone.now() + RETRY_WINDOW,
                 )
             created.append(delivery.pk)
@@ -176,62 +211,39 @@ def _deliver(event: str, endpoints, data: dict, *, source_key: str, incident: In
         transaction.on_commit(lambda: [deliver_webhook.delay(pk) for pk in created])
 
 
-def notify_approval_requested(request) -> None:
-    """A dangerous ops action waits for a second admin (ops/approvals.py): subscribed endpoints hear
-    it, so it does not sit unseen until it expires."""
-    event = NotificationEvent.APPROVAL_REQUESTED
-    who = request.requested_by.get_username() if request.requested_by else "Ops Portal"
-    data = {
-        "event": event,
-        "text": f"{who} asks another admin to approve `{request.action}` (request #{request.pk}): {request.reason}",
-        "occurred_at": timezone.now().isoformat(),
-        "approval": {
-            "id": request.pk,
-            "reference": f"request #{request.pk}",
-            "action": request.action,
-            "params": request.params,
-            "reason": request.reason,
-            "requested_by": who,
-            "dry_run": request.preview.get("summary", ""),
-            "expires_at": request.expires_at.isoformat(),
-            "incident": request.incident.reference if request.incident_id else None,
-            "url": portal_base_url() + reverse("ops:console") + f"#request-{request.pk}",
-        },
-    }
-    _deliver(event, _subscribers(event), data, source_key=f"approval:{request.pk}", incident=request.incident)
-
-
 def notify_report_received(report) -> None:
     """A member of the public reported a problem: every endpoint subscribed to report.received hears
     it, with a link to the triage list. Neither the reporter's name nor e-mail leaves the portal."""
     about = f" about {report.service.name}" if report.service else ""
     first_line = report.description.strip().splitlines()[0][:200] if report.description.strip() else ""
-    data = {
-        "event": NotificationEvent.REPORT_RECEIVED,
-        "text": f"Problem report {report.reference}{about}: {first_line}",
-        "occurred_at": timezone.now().isoformat(),
-        "report": {
-            "id": report.pk,
-            "reference": report.reference,
-            "service": report.service.slug if report.service else None,
-            "description": report.description,
-            "url": portal_base_url() + reverse("incidents:reports") + "?status=new",
+    url = portal_base_url() + reverse("incidents:reports") + "?status=new"
+    notify(
+        REPORT_RECEIVED,
+        text=f"Problem report {report.reference}{about}: {first_line}",
+        data={
+            "report": {
+                "id": report.pk,
+                "reference": report.reference,
+                "service": report.service.slug if report.service else None,
+                "description": report.description,
+                "url": url,
+            },
         },
-    }
-    event = NotificationEvent.REPORT_RECEIVED
-    _deliver(event, _subscribers(event), data, source_key=f"report:{report.pk}")
+        url=url,
+        reference=report.reference,
+        source_key=f"report:{report.pk}",
+    )
 
 
-def payload_for(endpoint: WebhookEndpoint, data: dict) -> dict:
-    if endpoint.format == WebhookFormat.SLACK:
-        # Slack's incoming webhooks (and Mattermost, Rocket.Chat) take {"text"} with <url|label> links.
-        subject = data.get("incident") or data.get("report") or data["approval"]
-        return {"text": f"{_slack_escape(data['text'])} <{subject['url']}|Open {subject['reference']}>"}
-    return data
-
-
-def _slack_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def payload_for(endpoint: WebhookEndpoint, notification: Notification) -> dict:
+    """The body `endpoint` gets, written by its format; generic JSON when that format is no longer
+    registered (its module was removed while endpoints still name it)."""
+    try:
+        fmt = get_format(endpoint.format)
+    except KeyError:
+        logger.warning("webhook endpoint %s names unknown format %r; sending generic JSON", endpoint, endpoint.format)
+        fmt = get_format("json")
+    return fmt.render(notification)
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):

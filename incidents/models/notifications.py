@@ -18,8 +18,15 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from incidents.choices import NotificationEvent, WebhookDeliveryState, WebhookFormat
+from incidents.choices import WebhookDeliveryState
 from incidents.models.incident import Incident
+from incidents.notifications.registry import (
+    EVENT_MAX_LENGTH,
+    FORMAT_MAX_LENGTH,
+    event_choices,
+    event_values,
+    webhook_format_choices,
+)
 from opsportal.errors import DomainError
 
 RETRY_WINDOW = timedelta(hours=24)
@@ -34,13 +41,14 @@ def _new_secret() -> str:
 
 
 def _all_events() -> list[str]:
-    return list(NotificationEvent.values)
+    return event_values()
 
 
 class WebhookEndpoint(models.Model):
     name = models.CharField(max_length=120, unique=True)
     url = models.URLField(max_length=2000, validators=[URLValidator(schemes=["http", "https"])])
-    format = models.CharField(max_length=8, choices=WebhookFormat.choices, default=WebhookFormat.JSON)
+    # Choices are the registered webhook formats (incidents/notifications/formats/).
+    format = models.CharField(max_length=FORMAT_MAX_LENGTH, choices=webhook_format_choices, default="json")
     secret = models.CharField(
         max_length=200,
         default=_new_secret,
@@ -63,8 +71,9 @@ class WebhookEndpoint(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
-        if not isinstance(self.events, list) or set(self.events) - set(NotificationEvent.values):
-            raise ValidationError({"events": f"A list of: {', '.join(NotificationEvent.values)}."})
+        known = event_values()
+        if not isinstance(self.events, list) or not all(isinstance(e, str) and e in known for e in self.events):
+            raise ValidationError({"events": f"A list of: {', '.join(known)}."})
 
     def sign(self, body: bytes) -> str:
         return "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
@@ -83,7 +92,8 @@ class WebhookDeliveryQuerySet(models.QuerySet):
 class WebhookDelivery(models.Model):
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
     incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    event = models.CharField(max_length=32, choices=NotificationEvent.choices)
+    # Choices are the events apps register (incidents.notifications.registry.register_event).
+    event = models.CharField(max_length=EVENT_MAX_LENGTH, choices=event_choices)
     source_key = models.CharField(
         max_length=120, help_text="What caused it (e.g. timeline:42); one delivery per endpoint and cause."
     )

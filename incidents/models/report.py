@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from incidents.choices import REPORT_TRANSITIONS, EventKind, ReportStatus, Severity
+from incidents.notifications.registry import register_event
 from opsportal import metrics
 from opsportal.errors import DomainError, InvalidTransition
 
@@ -22,6 +23,8 @@ logger = logging.getLogger("incidents.reports")
 REPORT_DESCRIPTION_MAX = 5000
 # A report is a few kilobytes of text; a request body much larger than that is not one.
 REPORT_MAX_BODY_BYTES = 32 * 1024
+# Announced to subscribed webhooks when a report arrives, without the reporter's name or e-mail.
+REPORT_RECEIVED = register_event("report.received", "Problem report received")
 
 
 def record_received(report: "ProblemReport") -> None:

@@ -18,9 +18,12 @@ from incidents.choices import (
     ReviewState,
     Status,
 )
+from incidents.notifications.registry import register_event
 from opsportal.errors import Conflict, DomainError
 
 TEXT_LIMIT = settings.TIMELINE_BODY_MAX_LENGTH
+# Announced to subscribed webhooks by mark_overdue_reviews (the owner is e-mailed too).
+REVIEW_OVERDUE = register_event("review.overdue", "Review overdue")
 # The free-text fields people write; each save of one is a ReviewChange row.
 TEXT_FIELDS = (
     "summary",

@@ -3,9 +3,7 @@
 import hashlib
 import hmac
 import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import time_machine
@@ -18,50 +16,6 @@ from tests.factories import IncidentFactory
 
 pytestmark = pytest.mark.django_db
 SECRET = "s3cret-for-signing"
-
-
-class Receiver:
-    """A webhook receiver that answers with scripted status codes and keeps what it got."""
-
-    def __init__(self, port: int, statuses: list[int]):
-        self.statuses = list(statuses)
-        self.requests: list[dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append({"headers": dict(self.headers), "body": body})
-                status = receiver.statuses.pop(0) if len(receiver.statuses) > 1 else receiver.statuses[0]
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b"nope" if status >= 400 else b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.url = f"http://127.0.0.1:{port}/hooks/ops"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver():
-    servers = []
-
-    def start(statuses, port=18610):
-        server = Receiver(port + len(servers), statuses)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def endpoint(url, **fields):
