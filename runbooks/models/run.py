@@ -8,6 +8,7 @@ therefore never race: whoever holds the run lock sees the latest state and acts 
 
 import logging
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -31,6 +32,7 @@ from runbooks.choices import (
     StepKind,
     StepState,
 )
+from runbooks.metrics import observe_runbook_step, record_runbook_run
 from runbooks.models.runbook import Runbook, RunbookStep, RunbookVersion
 
 logger = logging.getLogger(__name__)
@@ -373,6 +375,7 @@ class RunbookRun(models.Model):
         self.finished_at = timezone.now()
         self.save(update_fields=["summary", "finished_at", "updated_at"])
         self._set_state(state)
+        transaction.on_commit(partial(record_runbook_run, state))
         verb = f"cancelled by {_name(by)}" if state == RunState.CANCELLED else RunState(state).label.lower()
         self._event(
             f"Runbook **{self.runbook.title}** [run #{self.pk}]({self.get_absolute_url()}) {verb}: {self.summary}."
@@ -582,6 +585,9 @@ class StepRun(models.Model):
             step_run.result = outcome.result
             step_run.finished_at, step_run.deadline_at = now, None
             step_run.save()
+            duration_ms = outcome.result.get("duration_ms")
+            if isinstance(duration_ms, int | float):
+                transaction.on_commit(partial(observe_runbook_step, step_run.step.action, duration_ms / 1000))
             run._event(f"{run._label(step_run)} {StepState(outcome.state).label.lower()}: {outcome.summary}")
             run._advance()
             return True
