@@ -2,8 +2,8 @@
 
 They live in the default registry, so opsportal/metrics.py's /metrics serves them. Steps run in
 Celery workers and most runs finish there: give the workers the same PROMETHEUS_MULTIPROC_DIR as
-gunicorn so /metrics adds them up. Both are observed after commit, so a rolled-back finish counts
-nothing.
+gunicorn so /metrics adds them up. Both are observed in the transaction that writes the final
+state, next to it: a run's finish or a step's result is counted once, when it is written.
 """
 
 from prometheus_client import Counter, Histogram

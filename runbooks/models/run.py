@@ -8,7 +8,6 @@ therefore never race: whoever holds the run lock sees the latest state and acts 
 
 import logging
 from datetime import timedelta
-from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -386,7 +385,7 @@ class RunbookRun(models.Model):
         self.finished_at = timezone.now()
         self.save(update_fields=["summary", "finished_at", "updated_at"])
         self._set_state(state)
-        transaction.on_commit(partial(record_runbook_run, state))
+        record_runbook_run(state)
         verb = f"cancelled by {_name(by)}" if state == RunState.CANCELLED else RunState(state).label.lower()
         self._event(
             f"Runbook **{self.runbook.title}** [run #{self.pk}]({self.get_absolute_url()}) {verb}: {self.summary}."
@@ -622,7 +621,7 @@ class StepRun(models.Model):
             step_run.save()
             duration_ms = outcome.result.get("duration_ms")
             if isinstance(duration_ms, int | float):
-                transaction.on_commit(partial(observe_runbook_step, step_run.step.action, duration_ms / 1000))
+                observe_runbook_step(step_run.step.action, duration_ms / 1000)
             run._event(f"{run._label(step_run)} {StepState(outcome.state).label.lower()}: {outcome.summary}")
             run._advance()
             return True
