@@ -544,48 +544,59 @@ def parse_document(text: str, key: str) -> ParsedDocument:
     runbooks: list[RunbookSpec] = []
     used_slugs: set[str] = set()
 
-    def reference(heading: Heading) -> None:
-        body = "\n".join(lines[heading.start + 1 : heading.end]).strip()
-        document_sections.append(SectionSpec(heading.title, SectionKind.REFERENCE, heading.level, body))
-
     def runbook(heading: Heading, category: str = "") -> None:
         builder = Builder(lines, document_sections=document_sections, warnings=warnings)
-        own_kind = section_kind(heading.title) or SectionKind.PROCEDURE
-        if _meaningful(heading.blocks):
-            index = builder.add_section(heading.title, own_kind, heading.level)
-            builder.content(heading.blocks, index, own_kind, heading.level)
-        for child in heading.children:
-            builder.heading(child, own_kind)
-        builder.attach_expected()
-        name = clean_title(heading.title)
-        alerts = list(dict.fromkeys(builder.alert_names))
-        if not alerts and _CAMEL_ALERT.match(name):
-            alerts = [name]
-        slug = base = slugify(f"{key}-{name}")[:140] or f"{key}-runbook"
-        n = 1
-        while slug in used_slugs:
-            n += 1
-            slug = f"{base}-{n}"
-        used_slugs.add(slug)
-        runbooks.append(
-            RunbookSpec(
-                title=name[:200],
-                slug=slug,
-                category=category[:200],
-                alert_names=alerts,
-                severity=builder.severity,
-                sections=builder.sections,
-                steps=builder.steps,
-                source="\n".join(lines[heading.start : heading.end]).strip(),
-            )
-        )
+        runbooks.append(_runbook_spec(builder, heading, key=key, category=category, used_slugs=used_slugs))
 
     for heading in candidates:
         if is_reference(heading.title) and heading is not single:
-            reference(heading)
+            document_sections.append(_reference(heading, lines))
         elif _should_split(heading):
             for child in heading.children:
-                reference(child) if is_reference(child.title) else runbook(child, clean_title(heading.title))
+                if is_reference(child.title):
+                    document_sections.append(_reference(child, lines))
+                else:
+                    runbook(child, clean_title(heading.title))
         else:
             runbook(heading)
     return ParsedDocument(title=title[:200], sections=document_sections, runbooks=runbooks, warnings=warnings)
+
+
+def _reference(heading: Heading, lines: list[str]) -> SectionSpec:
+    """Reference material (contacts, overview...) stays with the document, as written."""
+    body = "\n".join(lines[heading.start + 1 : heading.end]).strip()
+    return SectionSpec(heading.title, SectionKind.REFERENCE, heading.level, body)
+
+
+def _runbook_spec(builder: Builder, heading: Heading, *, key: str, category: str, used_slugs: set[str]) -> RunbookSpec:
+    """One runbook from a heading: its own text, its sub-headings as sections, its alerts."""
+    own_kind = section_kind(heading.title) or SectionKind.PROCEDURE
+    if _meaningful(heading.blocks):
+        index = builder.add_section(heading.title, own_kind, heading.level)
+        builder.content(heading.blocks, index, own_kind, heading.level)
+    for child in heading.children:
+        builder.heading(child, own_kind)
+    builder.attach_expected()
+    name = clean_title(heading.title)
+    alerts = list(dict.fromkeys(builder.alert_names))
+    if not alerts and _CAMEL_ALERT.match(name):
+        alerts = [name]
+    return RunbookSpec(
+        title=name[:200],
+        slug=_unique_slug(slugify(f"{key}-{name}")[:140] or f"{key}-runbook", used_slugs),
+        category=category[:200],
+        alert_names=alerts,
+        severity=builder.severity,
+        sections=builder.sections,
+        steps=builder.steps,
+        source="\n".join(builder.lines[heading.start : heading.end]).strip(),
+    )
+
+
+def _unique_slug(base: str, used: set[str]) -> str:
+    slug, n = base, 1
+    while slug in used:
+        n += 1
+        slug = f"{base}-{n}"
+    used.add(slug)
+    return slug
