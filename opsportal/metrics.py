@@ -70,13 +70,6 @@ incident_time_to_acknowledge_seconds = Histogram(
 incident_time_to_resolve_seconds = Histogram(
     "incident_time_to_resolve_seconds", "From detection to resolution.", ["severity"], buckets=_DURATION_BUCKETS
 )
-runbook_runs_total = Counter("runbook_runs_total", "Finished runbook runs by result.", ["result"])
-runbook_step_duration_seconds = Histogram(
-    "runbook_step_duration_seconds",
-    "Duration of runbook steps by action family.",
-    ["action"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
-)
 # The retention sweep (ops/retention.py): the seed's retention.* counters and sweep duration.
 retention_deleted_total = Counter(
     "retention_deleted_total", "Rows removed (step outputs: cleared) by the retention sweep, by kind.", ["kind"]
@@ -93,16 +86,6 @@ def label(value: str, *, fallback: str = "other") -> str:
     """A label value from a closed vocabulary; anything unexpected collapses into `fallback`."""
     value = str(value or "")
     return value if _LABEL_SAFE.match(value) else fallback
-
-
-def record_runbook_run(result: str) -> None:
-    """Count a finished run: result is one of the run's final statuses (succeeded, failed, cancelled...)."""
-    runbook_runs_total.labels(result=label(result)).inc()
-
-
-def observe_runbook_step(action: str, seconds: float) -> None:
-    """Time one step: action is the action family (http, postgres, redis, host, ...)."""
-    runbook_step_duration_seconds.labels(action=label(action)).observe(max(seconds, 0.0))
 
 
 def observe_incident_stamp(stamp: str, *, severity: str, detected_at, at) -> None:

@@ -2,7 +2,9 @@ from django.db import models
 
 
 class SectionKind(models.TextChoices):
-    """The parts of the runbook template (cosmetica-critical-alert-runbooks.md), plus what documents add."""
+    """What a section of a runbook is for. The first seven are the parts of the critical-alert runbook
+    template (TEMPLATE_KINDS: a version shows which of them it covers); the others are what
+    free-form documents add (expected results, procedures, reference material)."""
 
     CONTEXT = "context", "Alert context"
     FIRST_LOOK = "first_look", "First look"

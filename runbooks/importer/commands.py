@@ -259,7 +259,7 @@ def _curl(args: list[str]) -> Recognised | None:
     return Recognised("http_check", {"url": f"{parts.scheme}://{parts.netloc}{parts.path}", "method": method})
 
 
-def _psql(command: str, args: list[str]) -> Recognised | None:
+def _psql(args: list[str]) -> Recognised | None:
     sql = None
     for n, arg in enumerate(args):
         if arg in {"-c", "--command"} and n + 1 < len(args):
@@ -327,7 +327,7 @@ def recognise_shell(command: str) -> Recognised:
     if program == "curl":
         recognised = _curl(first)
     elif program == "psql":
-        recognised = _psql(text, first)
+        recognised = _psql(first)
     elif program == "redis-cli":
         recognised = _redis(first)
     elif program == "df" and len(segments) == 1:

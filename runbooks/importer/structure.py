@@ -162,6 +162,19 @@ def outline(text: str) -> tuple[list[SyntaxTreeNode], list[Heading], list[str]]:
     return preamble, tops, lines
 
 
+@dataclass
+class _Cursor:
+    """Where the blocks of one heading go while they are read: the current section (or a reference
+    section hoisted to the document) and the prose not yet written into it."""
+
+    section: int
+    kind: str
+    inherited: str
+    level: int
+    hoisting: SectionSpec | None = None
+    prose: list[str] = field(default_factory=list)
+
+
 class Builder:
     """Collects the sections and steps of one runbook (or the document's own sections)."""
 
@@ -253,79 +266,97 @@ class Builder:
             line = []
 
     def content(self, blocks: list[SyntaxTreeNode], index: int, kind: str, level: int) -> None:
-        prose: list[str] = []
-        current, current_kind = index, kind
+        at = _Cursor(section=index, kind=kind, inherited=kind, level=level)
         skip_next = False
-        hoisting: SectionSpec | None = None
-
-        def flush():
-            body = "\n\n".join(p for p in prose if p.strip())
-            target = hoisting if hoisting is not None else self.sections[current]
-            target.body = "\n\n".join(b for b in (target.body, body) if b)
-            prose.clear()
-
         for n, node in enumerate(blocks):
             if skip_next:
                 skip_next = False
                 continue
             following = blocks[n + 1] if n + 1 < len(blocks) else None
             if node.type == "paragraph":
-                self.metadata(node)
-                label = self.label(node, following)
-                if label and following is not None and following.type in {"fence", "code_block"}:
-                    name = normalise(label.title)
-                    # Sample output belongs to the step before it and is shown there, not in the prose.
-                    if name in {"expected output", "expected result", "expected"} and self.steps:
-                        self.steps[-1].expected = following.content.strip()[:2000]
-                        skip_next = True
-                        continue
-                    if name in {"example output", "example"} and self.steps:
-                        step = self.steps[-1]
-                        step.instructions = (
-                            f"{step.instructions}\n\nExample output:\n\n{self.source(following)}".strip()
-                        )
-                        skip_next = True
-                        continue
-                if label and label.header:
-                    flush()
-                    if is_reference(label.title):
-                        hoisting = SectionSpec(title=label.title, kind=SectionKind.REFERENCE, level=level + 1)
-                        self.document_sections.append(hoisting)
-                        continue
-                    hoisting = None
-                    current_kind = section_kind(label.title) or kind
-                    current = self.add_section(label.title, current_kind, level + 1)
-                    continue
-                prose.append(self.source(node))
-            elif hoisting is not None:
-                prose.append(self.source(node))
+                skip_next = self.paragraph(at, node, following)
+            elif at.hoisting is not None:
+                at.prose.append(self.source(node))
             elif node.type in {"bullet_list", "ordered_list"}:
-                if self.is_label_list(node):
-                    flush()
-                    for item in node.children:
-                        self.label_item(item, current_kind, level + 1)
-                    continue
-                if current_kind in DESCRIPTIVE_KINDS:
-                    prose.append(self.source(node))
-                    if current_kind == SectionKind.EXPECTED:
-                        self.expected += [self.expected_item(item) for item in node.children]
-                    continue
-                for item in node.children:
-                    self.step_from_item(item, current, current_kind)
+                self.list_block(at, node)
             elif node.type in {"fence", "code_block"}:
-                if current_kind in {SectionKind.EXPECTED, SectionKind.REFERENCE}:
-                    prose.append(self.source(node))
-                    continue
-                units = code_units(node.info if node.type == "fence" else "", node.content)
-                if not units:
-                    self.attach_example(node, current, prose)
-                    continue
-                fallback = clean_title(self.sections[current].title)
-                for u, unit in enumerate(units):
-                    self.step_from_unit(unit, current, current_kind, fallback if u == 0 else f"{fallback} ({u + 1})")
+                self.code_block(at, node)
             elif node.type != "hr":
-                prose.append(self.source(node))
-        flush()
+                at.prose.append(self.source(node))
+        self.flush(at)
+
+    def flush(self, at: "_Cursor") -> None:
+        body = "\n\n".join(p for p in at.prose if p.strip())
+        target = at.hoisting if at.hoisting is not None else self.sections[at.section]
+        target.body = "\n\n".join(b for b in (target.body, body) if b)
+        at.prose.clear()
+
+    def paragraph(self, at: "_Cursor", node: SyntaxTreeNode, following: SyntaxTreeNode | None) -> bool:
+        """Metadata, a label opening a section, the label of sample output, or prose.
+        Returns True when the paragraph took the block after it (the sample output)."""
+        self.metadata(node)
+        label = self.label(node, following)
+        code_follows = following is not None and following.type in {"fence", "code_block"}
+        if label and code_follows and self.sample_output(label, following):
+            return True
+        if label and label.header:
+            self.open_section(at, label)
+            return False
+        at.prose.append(self.source(node))
+        return False
+
+    def sample_output(self, label: Label, block: SyntaxTreeNode) -> bool:
+        """Sample output belongs to the step before it and is shown there, not in the prose."""
+        if not self.steps:
+            return False
+        name = normalise(label.title)
+        step = self.steps[-1]
+        if name in {"expected output", "expected result", "expected"}:
+            step.expected = block.content.strip()[:2000]
+            return True
+        if name in {"example output", "example"}:
+            step.instructions = f"{step.instructions}\n\nExample output:\n\n{self.source(block)}".strip()
+            return True
+        return False
+
+    def open_section(self, at: "_Cursor", label: Label) -> None:
+        """A header label starts a section of this runbook, or reference material for the document."""
+        self.flush(at)
+        if is_reference(label.title):
+            at.hoisting = SectionSpec(title=label.title, kind=SectionKind.REFERENCE, level=at.level + 1)
+            self.document_sections.append(at.hoisting)
+            return
+        at.hoisting = None
+        at.kind = section_kind(label.title) or at.inherited
+        at.section = self.add_section(label.title, at.kind, at.level + 1)
+
+    def list_block(self, at: "_Cursor", node: SyntaxTreeNode) -> None:
+        """A list of labelled sections, prose in a descriptive section, or else one step per item."""
+        if self.is_label_list(node):
+            self.flush(at)
+            for item in node.children:
+                self.label_item(item, at.kind, at.level + 1)
+            return
+        if at.kind in DESCRIPTIVE_KINDS:
+            at.prose.append(self.source(node))
+            if at.kind == SectionKind.EXPECTED:
+                self.expected += [self.expected_item(item) for item in node.children]
+            return
+        for item in node.children:
+            self.step_from_item(item, at.section, at.kind)
+
+    def code_block(self, at: "_Cursor", node: SyntaxTreeNode) -> None:
+        """Commands become steps; text that is no command is an example for the step before it."""
+        if at.kind in {SectionKind.EXPECTED, SectionKind.REFERENCE}:
+            at.prose.append(self.source(node))
+            return
+        units = code_units(node.info if node.type == "fence" else "", node.content)
+        if not units:
+            self.attach_example(node, at.section, at.prose)
+            return
+        fallback = clean_title(self.sections[at.section].title)
+        for u, unit in enumerate(units):
+            self.step_from_unit(unit, at.section, at.kind, fallback if u == 0 else f"{fallback} ({u + 1})")
 
     def attach_example(self, node: SyntaxTreeNode, section: int, prose: list[str]) -> None:
         """Plain text blocks (sample output) belong to the step before them, else to the prose."""
@@ -513,48 +544,59 @@ def parse_document(text: str, key: str) -> ParsedDocument:
     runbooks: list[RunbookSpec] = []
     used_slugs: set[str] = set()
 
-    def reference(heading: Heading) -> None:
-        body = "\n".join(lines[heading.start + 1 : heading.end]).strip()
-        document_sections.append(SectionSpec(heading.title, SectionKind.REFERENCE, heading.level, body))
-
     def runbook(heading: Heading, category: str = "") -> None:
         builder = Builder(lines, document_sections=document_sections, warnings=warnings)
-        own_kind = section_kind(heading.title) or SectionKind.PROCEDURE
-        if _meaningful(heading.blocks):
-            index = builder.add_section(heading.title, own_kind, heading.level)
-            builder.content(heading.blocks, index, own_kind, heading.level)
-        for child in heading.children:
-            builder.heading(child, own_kind)
-        builder.attach_expected()
-        name = clean_title(heading.title)
-        alerts = list(dict.fromkeys(builder.alert_names))
-        if not alerts and _CAMEL_ALERT.match(name):
-            alerts = [name]
-        slug = base = slugify(f"{key}-{name}")[:140] or f"{key}-runbook"
-        n = 1
-        while slug in used_slugs:
-            n += 1
-            slug = f"{base}-{n}"
-        used_slugs.add(slug)
-        runbooks.append(
-            RunbookSpec(
-                title=name[:200],
-                slug=slug,
-                category=category[:200],
-                alert_names=alerts,
-                severity=builder.severity,
-                sections=builder.sections,
-                steps=builder.steps,
-                source="\n".join(lines[heading.start : heading.end]).strip(),
-            )
-        )
+        runbooks.append(_runbook_spec(builder, heading, key=key, category=category, used_slugs=used_slugs))
 
     for heading in candidates:
         if is_reference(heading.title) and heading is not single:
-            reference(heading)
+            document_sections.append(_reference(heading, lines))
         elif _should_split(heading):
             for child in heading.children:
-                reference(child) if is_reference(child.title) else runbook(child, clean_title(heading.title))
+                if is_reference(child.title):
+                    document_sections.append(_reference(child, lines))
+                else:
+                    runbook(child, clean_title(heading.title))
         else:
             runbook(heading)
     return ParsedDocument(title=title[:200], sections=document_sections, runbooks=runbooks, warnings=warnings)
+
+
+def _reference(heading: Heading, lines: list[str]) -> SectionSpec:
+    """Reference material (contacts, overview...) stays with the document, as written."""
+    body = "\n".join(lines[heading.start + 1 : heading.end]).strip()
+    return SectionSpec(heading.title, SectionKind.REFERENCE, heading.level, body)
+
+
+def _runbook_spec(builder: Builder, heading: Heading, *, key: str, category: str, used_slugs: set[str]) -> RunbookSpec:
+    """One runbook from a heading: its own text, its sub-headings as sections, its alerts."""
+    own_kind = section_kind(heading.title) or SectionKind.PROCEDURE
+    if _meaningful(heading.blocks):
+        index = builder.add_section(heading.title, own_kind, heading.level)
+        builder.content(heading.blocks, index, own_kind, heading.level)
+    for child in heading.children:
+        builder.heading(child, own_kind)
+    builder.attach_expected()
+    name = clean_title(heading.title)
+    alerts = list(dict.fromkeys(builder.alert_names))
+    if not alerts and _CAMEL_ALERT.match(name):
+        alerts = [name]
+    return RunbookSpec(
+        title=name[:200],
+        slug=_unique_slug(slugify(f"{key}-{name}")[:140] or f"{key}-runbook", used_slugs),
+        category=category[:200],
+        alert_names=alerts,
+        severity=builder.severity,
+        sections=builder.sections,
+        steps=builder.steps,
+        source="\n".join(builder.lines[heading.start : heading.end]).strip(),
+    )
+
+
+def _unique_slug(base: str, used: set[str]) -> str:
+    slug, n = base, 1
+    while slug in used:
+        n += 1
+        slug = f"{base}-{n}"
+    used.add(slug)
+    return slug

@@ -31,6 +31,7 @@ from runbooks.choices import (
     StepKind,
     StepState,
 )
+from runbooks.metrics import observe_runbook_step, record_runbook_run
 from runbooks.models.runbook import Runbook, RunbookStep, RunbookVersion
 
 logger = logging.getLogger(__name__)
@@ -139,24 +140,11 @@ class RunbookRun(models.Model):
             steps = list(version.steps.select_related("target_service").order_by("order"))
             total = len(steps)
             if first_look:
-                steps = [s for s in steps if s.is_automated and s.safety == Safety.READ_ONLY]
-            if not steps:
-                raise DomainError(f"{runbook.title} has no {'read-only checks' if first_look else 'steps'} to run.")
-            target = target or _default_target(runbook, steps, incident, partial=bool(first_look))
-            if first_look:
-                steps = [s for s in steps if not s.needs or getattr(s.target_service or target, s.needs, "")]
-                if not steps:
-                    raise DomainError(f"no read-only check of {runbook.title} can reach a target service.")
+                steps, target = _first_look_steps(runbook, steps, incident, target)
+            else:
+                steps, target = _all_steps(runbook, steps, incident, target)
             _check_target(steps, target)
-            active = None
-            if incident is not None and not first_look:
-                active = cls.objects.active().filter(runbook=runbook, incident=incident, first_look=False).first()
-                if active is not None and not force:
-                    raise Conflict(
-                        f"Run #{active.pk} of {runbook.title} is still {active.get_state_display().lower()} for "
-                        f"{incident.reference}; open it, or start another one with force.",
-                        run=active.pk,
-                    )
+            active = None if first_look else cls._active_run(runbook, incident, force=force)
             run = cls(
                 runbook=runbook,
                 version=version,
@@ -173,23 +161,47 @@ class RunbookRun(models.Model):
             except IntegrityError:
                 raise Conflict(f"Another run of {runbook.title} was just started for this incident.") from None
             StepRun.objects.bulk_create([StepRun(run=run, step=step, order=n) for n, step in enumerate(steps, start=1)])
-            on = f", target **{target.slug}**" if target else ""
-            link = f"[Run #{run.pk}]({run.get_absolute_url()})"
             if first_look:
-                run._event(
-                    f"First look for alert `{first_look}`: runbook **{runbook.title}** v{version.number} runs its "
-                    f"{len(steps)} read-only checks (of {total} steps){on}. {link}"
-                )
+                run._event_first_look(first_look, total)
             else:
-                automated = sum(s.is_automated for s in steps)
-                dangerous = sum(s.safety == Safety.DANGEROUS for s in steps)
-                run._event(
-                    f"Runbook **{runbook.title}** v{version.number} started by {_name(by)}: {len(steps)} steps "
-                    f"({automated} automated, {dangerous} dangerous){on}. {link}",
-                    author=by,
-                )
+                run._event_started(steps, by=by)
             run._advance()
         return run
+
+    @classmethod
+    def _active_run(cls, runbook: Runbook, incident, *, force: bool) -> "RunbookRun | None":
+        """The run of this runbook still active for the incident, which only `force` lets a second one join."""
+        if incident is None:
+            return None
+        active = cls.objects.active().filter(runbook=runbook, incident=incident, first_look=False).first()
+        if active is not None and not force:
+            raise Conflict(
+                f"Run #{active.pk} of {runbook.title} is still {active.get_state_display().lower()} for "
+                f"{incident.reference}; open it, or start another one with force.",
+                run=active.pk,
+            )
+        return active
+
+    def _event_first_look(self, alertname: str, total: int) -> None:
+        self._event(
+            f"First look for alert `{alertname}`: runbook **{self.runbook.title}** v{self.version.number} runs "
+            f"its {self.step_count} read-only checks (of {total} steps){self._on_target()}. {self._link()}"
+        )
+
+    def _event_started(self, steps: list[RunbookStep], *, by) -> None:
+        automated = sum(s.is_automated for s in steps)
+        dangerous = sum(s.safety == Safety.DANGEROUS for s in steps)
+        self._event(
+            f"Runbook **{self.runbook.title}** v{self.version.number} started by {_name(by)}: {self.step_count} "
+            f"steps ({automated} automated, {dangerous} dangerous){self._on_target()}. {self._link()}",
+            author=by,
+        )
+
+    def _on_target(self) -> str:
+        return f", target **{self.target.slug}**" if self.target else ""
+
+    def _link(self) -> str:
+        return f"[Run #{self.pk}]({self.get_absolute_url()})"
 
     # --- verbs for people -----------------------------------------------------------------
 
@@ -373,10 +385,35 @@ class RunbookRun(models.Model):
         self.finished_at = timezone.now()
         self.save(update_fields=["summary", "finished_at", "updated_at"])
         self._set_state(state)
+        record_runbook_run(state)
         verb = f"cancelled by {_name(by)}" if state == RunState.CANCELLED else RunState(state).label.lower()
         self._event(
             f"Runbook **{self.runbook.title}** [run #{self.pk}]({self.get_absolute_url()}) {verb}: {self.summary}."
         )
+
+
+def _all_steps(
+    runbook: Runbook, steps: list[RunbookStep], incident, target: Service | None
+) -> tuple[list[RunbookStep], Service | None]:
+    """What a person's run executes: every step, on the chosen target or the one that serves them all."""
+    if not steps:
+        raise DomainError(f"{runbook.title} has no steps to run.")
+    return steps, target or _default_target(runbook, steps, incident)
+
+
+def _first_look_steps(
+    runbook: Runbook, steps: list[RunbookStep], incident, target: Service | None
+) -> tuple[list[RunbookStep], Service | None]:
+    """What a first look executes with nobody watching: the read-only automated steps, on the target
+    serving most of them, less those no service can reach."""
+    steps = [s for s in steps if s.is_automated and s.safety == Safety.READ_ONLY]
+    if not steps:
+        raise DomainError(f"{runbook.title} has no read-only checks to run.")
+    target = target or _default_target(runbook, steps, incident, partial=True)
+    steps = [s for s in steps if not s.needs or getattr(s.target_service or target, s.needs, "")]
+    if not steps:
+        raise DomainError(f"no read-only check of {runbook.title} can reach a target service.")
+    return steps, target
 
 
 def _default_target(runbook: Runbook, steps: list[RunbookStep], incident, *, partial: bool = False) -> Service | None:
@@ -582,6 +619,9 @@ class StepRun(models.Model):
             step_run.result = outcome.result
             step_run.finished_at, step_run.deadline_at = now, None
             step_run.save()
+            duration_ms = outcome.result.get("duration_ms")
+            if isinstance(duration_ms, int | float):
+                observe_runbook_step(step_run.step.action, duration_ms / 1000)
             run._event(f"{run._label(step_run)} {StepState(outcome.state).label.lower()}: {outcome.summary}")
             run._advance()
             return True

@@ -8,6 +8,7 @@ from django.test import Client
 
 from incidents.models import Incident
 from opsportal import metrics
+from runbooks import metrics as runbook_metrics
 from tests.factories import IncidentFactory
 
 pytestmark = pytest.mark.django_db
@@ -74,11 +75,11 @@ def test_time_to_acknowledge_and_resolve_are_observed(enabled, responder, django
 
 
 def test_runbook_metrics_helpers(enabled):
-    runs = metrics.runbook_runs_total.labels(result="succeeded")._value.get()
-    metrics.record_runbook_run("succeeded")
-    metrics.observe_runbook_step("postgres", 0.3)
-    metrics.record_runbook_run("weird value with spaces {}")
-    assert metrics.runbook_runs_total.labels(result="succeeded")._value.get() == runs + 1
+    runs = runbook_metrics.runbook_runs_total.labels(result="succeeded")._value.get()
+    runbook_metrics.record_runbook_run("succeeded")
+    runbook_metrics.observe_runbook_step("postgres", 0.3)
+    runbook_metrics.record_runbook_run("weird value with spaces {}")
+    assert runbook_metrics.runbook_runs_total.labels(result="succeeded")._value.get() == runs + 1
     text = scrape()
     assert 'runbook_step_duration_seconds_bucket{action="postgres",le="0.5"}' in text
     assert 'runbook_runs_total{result="other"}' in text
