@@ -28,9 +28,9 @@ from incidents.choices import EscalationLevel
 from incidents.models import EscalationContact, Incident, WebhookDelivery, WebhookEndpoint
 from incidents.models.alerts import portal_base_url
 from incidents.models.notifications import RETRY_WINDOW, SIGNATURE_HEADER
+from incidents.models.report import REPORT_RECEIVED
 from incidents.models.review import REVIEW_OVERDUE
 from incidents.notifications.registry import Notification, event_values, get_format
-from incidents.models.report import REPORT_RECEIVED
 from incidents.signals import ESCALATED, INCIDENT_CREATED, STATUS_CHANGED
 
 logger = logging.getLogger(__name__)
