@@ -12,8 +12,8 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from incidents.models import Incident, Service
-from runbooks.choices import FINISHED_RUN_STATES, RunState
 from runbooks.actions.base import PORTAL_SERVICE
+from runbooks.choices import FINISHED_RUN_STATES, RunState
 from runbooks.models import Runbook, RunbookRun
 from runbooks.specs import RunbookSpec, SectionSpec, StepSpec
 
