@@ -20,7 +20,6 @@ from ops.audit import perform
 from ops.choices import RequestState
 from ops.models import ActionRequest, username_of
 from ops.notifications import notify_approval_requested
-from ops.targets import check_target
 from ops.tasks import queue_request
 from opsportal.errors import DomainError
 from runbooks.actions import ACTIONS, ActionError, ParamsError, StepTimeout
@@ -50,7 +49,6 @@ def ask(action: str, params: dict, *, by, reason: str, via: str = "api", inciden
         raise ParamsError("Say why (reason): the approver and the audit trail need it.")
     if "dry_run" in params:
         raise ParamsError("Leave dry_run out: every request takes a dry run first and shows it to the approver.")
-    check_target(action, service)
     clean = spec.validate(dict(params))
     if spec.safety_of(clean) != Safety.DANGEROUS:
         raise ParamsError(

@@ -41,10 +41,12 @@ def record(action: str, params: dict, *, ok: bool, result: dict, summary: str, b
 def perform(action: str, params: dict, *, by=None, via: str = "api", service=None, incident=None,
             approved_by=None, timeout: float = DEFAULT_TIMEOUT) -> CheckResult:  # fmt: skip
     """Validates and runs `action` now, in this process, and audits it. ParamsError for bad
-    parameters (nothing ran); ActionError when the action could not do its work (audited as failed).
+    parameters or a service the action cannot act on (nothing ran); ActionError when the action
+    could not do its work (audited as failed).
     Run for an incident, a change or dangerous action also leaves a timeline entry there."""
     spec = ACTIONS[action]
     params = spec.validate(dict(params))
+    spec.check_target(params, service)
     masker = Masker()
     audit = {"by": by, "via": via, "service": service, "incident": incident, "approved_by": approved_by}
     try:

@@ -12,6 +12,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from incidents.models import Incident, Service
+from runbooks.actions.base import PORTAL_SERVICE
 from runbooks.choices import FINISHED_RUN_STATES, RunState
 from runbooks.models import Runbook, RunbookRun
 from runbooks.specs import RunbookSpec, SectionSpec, StepSpec
@@ -19,7 +20,7 @@ from runbooks.specs import RunbookSpec, SectionSpec, StepSpec
 logger = logging.getLogger(__name__)
 
 SLUG = "portal-daily-health-check"
-SERVICE_SLUG = "ops-portal"
+SERVICE_SLUG = PORTAL_SERVICE  # queue stats and failed tasks given it act on the portal itself
 UNDER_80 = {"warn_percent": 80, "critical_percent": 90}
 
 

@@ -36,6 +36,8 @@ def execute(step_run) -> Outcome:
         action = ACTIONS[step.action]
         # Checked again here: a worker never trusts what was stored (e.g. SQL must still be read-only).
         params = action.validate(dict(step.params))
+        # The service may have lost the setting since the run started: refused, never the portal instead.
+        action.check_target(params, target.service)
         check = action.run(params, target, float(step.timeout))
     except (StepTimeout, SoftTimeLimitExceeded) as exc:
         message = str(exc) if isinstance(exc, StepTimeout) else f"Stopped at the step's time limit ({step.timeout} s)."

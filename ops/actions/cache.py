@@ -1,6 +1,6 @@
 """Cache remediation: invalidate by tag (the portal's tagged cache) or by key pattern (SCAN + DEL in
-batches, never KEYS), warm the portal's hot pages, flush. The portal's cache unless the target has a
-Redis URL; a flush of the portal's cache deletes only its own keys (the broker may share the database)."""
+batches, never KEYS), warm the portal's hot pages, flush. A service's Redis URL, or the portal's cache
+when there is no target; a flush of the portal's cache deletes only its own keys (the broker may share the database)."""
 
 import re
 
@@ -15,10 +15,6 @@ _WILDCARDS_ONLY = re.compile(r"^[*?\[\]]*$")
 
 def matches_everything(pattern: str) -> bool:
     return bool(_WILDCARDS_ONLY.match(pattern))
-
-
-def _is_portal(target: Target) -> bool:
-    return target.service is None or not target.service.redis_url
 
 
 def _validate_invalidate(params: dict) -> dict:
@@ -54,7 +50,7 @@ def _invalidate_safety(params: dict) -> str:
 
 
 def _redis_client(target: Target, timeout: float):
-    if _is_portal(target):
+    if target.is_portal:
         from django.core.cache import cache
 
         if not hasattr(cache, "delete_pattern"):
@@ -102,7 +98,7 @@ def _redis_errors(fn):
 def _invalidate(params: dict, target: Target, timeout: float) -> CheckResult:
     dry = params["dry_run"]
     if "tags" in params:
-        if not _is_portal(target):
+        if not target.is_portal:
             raise ActionError("Tags are the portal's own; give a key pattern for a target's Redis.")
         from opsportal import tagged_cache
 
@@ -128,8 +124,6 @@ def _validate_dry(params: dict) -> dict:
 
 
 def _warm(params: dict, target: Target, timeout: float) -> CheckResult:
-    if not _is_portal(target):
-        raise ActionError("cache_warm warms the portal's own hot pages; it takes no target Redis.")
     from django.utils import timezone
 
     from incidents.dashboard import cached_response_times
@@ -147,7 +141,7 @@ def _warm(params: dict, target: Target, timeout: float) -> CheckResult:
 @_redis_errors
 def _flush(params: dict, target: Target, timeout: float) -> CheckResult:
     dry = params["dry_run"]
-    if _is_portal(target):
+    if target.is_portal:
         from django.core.cache import cache
 
         if not hasattr(cache, "delete_pattern"):
@@ -167,20 +161,18 @@ def _flush(params: dict, target: Target, timeout: float) -> CheckResult:
     return CheckResult(CheckStatus.OK, summary, {"deleted": 0 if dry else count}, summary, {"dry_run": dry})
 
 
-def _no_target(params: dict) -> None:
-    return None
-
-
 def _describe(params: dict) -> str:
     what = ", ".join(params.get("tags") or []) or params.get("pattern", "")
     return (what + (" (dry run)" if params.get("dry_run") else "")).strip()
 
 
+# A service's Redis URL, or the portal's own cache; warming is of the portal's own pages.
+REDIS = {"setting": "redis_url", "portal": True}
 ACTIONS = [
     Action(
-        "cache_invalidate", "Invalidate cache", _invalidate, _validate_invalidate, _no_target, _describe,
-        Safety.CHANGE, _invalidate_safety,
+        "cache_invalidate", "Invalidate cache", _invalidate, _validate_invalidate, _describe, Safety.CHANGE,
+        _invalidate_safety, **REDIS,
     ),
-    Action("cache_warm", "Warm the cache", _warm, _validate_dry, _no_target, _describe, Safety.CHANGE),
-    Action("cache_flush", "Flush the cache", _flush, _validate_dry, _no_target, _describe, Safety.DANGEROUS),
+    Action("cache_warm", "Warm the cache", _warm, _validate_dry, _describe, Safety.CHANGE, portal=True),
+    Action("cache_flush", "Flush the cache", _flush, _validate_dry, _describe, Safety.DANGEROUS, **REDIS),
 ]  # fmt: skip

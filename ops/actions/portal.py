@@ -45,10 +45,6 @@ def _maintenance(params: dict, target: Target, timeout: float) -> CheckResult:
     return CheckResult(CheckStatus.OK, summary, {}, summary, {"enabled": params["enabled"], "changed": changed})
 
 
-def _no_target(params: dict) -> None:
-    return None
-
-
 def _describe(params: dict) -> str:
     if "enabled" in params:
         return "on" if params["enabled"] else "off"
@@ -56,9 +52,11 @@ def _describe(params: dict) -> str:
 
 
 ACTIONS = [
-    Action("retention_run", "Retention sweep", _retention, _validate_retention, _no_target, _describe, Safety.CHANGE),
     Action(
-        "maintenance_mode", "Maintenance mode", _maintenance, _validate_maintenance, _no_target, _describe,
-        Safety.CHANGE,
+        "retention_run", "Retention sweep", _retention, _validate_retention, _describe, Safety.CHANGE, portal=True
+    ),
+    Action(
+        "maintenance_mode", "Maintenance mode", _maintenance, _validate_maintenance, _describe, Safety.CHANGE,
+        portal=True,
     ),
 ]  # fmt: skip

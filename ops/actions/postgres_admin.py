@@ -45,7 +45,7 @@ JOIN unnest(%(pids)s::int[], %(starts)s::timestamptz[]) AS l(pid, started)
 
 
 def _dsn(target: Target) -> str:
-    if target.service is not None and target.service.database_url:
+    if not target.is_portal:
         return target.setting("database_url")
     from django.db import connections
 
@@ -208,27 +208,25 @@ def _terminate(params: dict, target: Target, timeout: float) -> CheckResult:
     )  # fmt: skip
 
 
-def _no_target(params: dict) -> None:
-    return None
-
-
 def _describe(params: dict) -> str:
     what = params.get("table") or (f"older than {params['min_minutes']:g} min" if "min_minutes" in params else "")
     return (what + (" (dry run)" if params.get("dry_run") else "")).strip() or "whole database"
 
 
+# A service's database URL, or the portal's own database.
+DATABASE = {"setting": "database_url", "portal": True}
 ACTIONS = [
-    Action("analyze", "ANALYZE", _maintenance("ANALYZE"), _validate_table, _no_target, _describe, Safety.CHANGE),
+    Action("analyze", "ANALYZE", _maintenance("ANALYZE"), _validate_table, _describe, Safety.CHANGE, **DATABASE),
     Action(
-        "vacuum_analyze", "VACUUM ANALYZE", _maintenance("VACUUM (ANALYZE)"), _validate_table, _no_target,
-        _describe, Safety.CHANGE,
+        "vacuum_analyze", "VACUUM ANALYZE", _maintenance("VACUUM (ANALYZE)"), _validate_table, _describe,
+        Safety.CHANGE, **DATABASE,
     ),
     Action(
-        "reindex", "REINDEX", _maintenance("REINDEX"), lambda p: _validate_table(p, required=True), _no_target,
-        _describe, Safety.DANGEROUS,
+        "reindex", "REINDEX", _maintenance("REINDEX"), lambda p: _validate_table(p, required=True), _describe,
+        Safety.DANGEROUS, **DATABASE,
     ),
     Action(
-        "terminate_long_queries", "Terminate long queries", _terminate, _validate_terminate, _no_target,
-        _describe, Safety.DANGEROUS,
+        "terminate_long_queries", "Terminate long queries", _terminate, _validate_terminate, _describe,
+        Safety.DANGEROUS, **DATABASE,
     ),
 ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Celery queues of a target (the portal's own workers unless the target has a broker URL):
+"""Celery queues of a service's broker URL, or of the portal's own workers when there is no target:
 stats, pause/resume consumption on every worker, failed tasks (recorded by ops/signals.py) and
 their retry or removal, and purging a queue.
 
@@ -49,19 +49,15 @@ def portal_queues() -> list[str]:
     return list(dict.fromkeys([app.conf.task_default_queue, *filter(None, routed)]))
 
 
-def _is_portal(target: Target) -> bool:
-    return target.service is None or not target.service.broker_url
-
-
 def _app(target: Target) -> Celery:
-    if _is_portal(target):
+    if target.is_portal:
         return _portal_app()
     return Celery("opsportal-target", broker=target.setting("broker_url"), set_as_current=False)
 
 
 def _queues(params: dict, target: Target) -> list[str]:
     queue = params.get("queue")
-    if _is_portal(target):
+    if target.is_portal:
         known = portal_queues()
         if queue is None:
             return known
@@ -128,7 +124,7 @@ def stats(target: Target, queues: list[str], timeout: float) -> dict:
     except (KombuOperationalError, OSError) as exc:
         raise _broker_error(exc) from None
     failed = {}
-    if _is_portal(target):
+    if target.is_portal:
         from django.db.models import Count
 
         failed = dict(
@@ -204,8 +200,6 @@ def _failed_rows(limit: int):
 
 
 def _failed_run(params: dict, target: Target, timeout: float) -> CheckResult:
-    if not _is_portal(target):
-        raise ActionError("Failed tasks are recorded for the portal's own workers only.")
     rows = _failed_rows(params["limit"])
     data = [
         {"id": r.pk, "task_id": r.task_id, "name": r.name, "queue": r.queue, "reason": r.reason,
@@ -237,8 +231,6 @@ def _chosen_ids(params: dict) -> list[int]:
 
 
 def _retry_run(params: dict, target: Target, timeout: float) -> CheckResult:
-    if not _is_portal(target):
-        raise ActionError("Failed tasks are recorded for the portal's own workers only.")
     ids = _chosen_ids(params)
     if not ids:
         return CheckResult(CheckStatus.OK, "No failed tasks to retry.", data={"ids": []})
@@ -257,8 +249,6 @@ def _retry_run(params: dict, target: Target, timeout: float) -> CheckResult:
 
 
 def _remove_run(params: dict, target: Target, timeout: float) -> CheckResult:
-    if not _is_portal(target):
-        raise ActionError("Failed tasks are recorded for the portal's own workers only.")
     ids = _chosen_ids(params)
     if params["dry_run"]:
         return CheckResult(
@@ -304,30 +294,29 @@ def _validate_failed(params: dict) -> dict:
     return {"limit": int(number(params, "limit", FAILED_SHOWN, minimum=1, maximum=200))}
 
 
-def _no_target(params: dict) -> None:
-    return None
-
-
 def _describe(params: dict) -> str:
     extra = params.get("queue") or (f"ids {params['ids']}" if params.get("ids") else "all" if params.get("all") else "")
     return (extra + (" (dry run)" if params.get("dry_run") else "")).strip()
 
 
+# A service's broker URL, or the portal's own workers; failed tasks are recorded for the portal only.
+BROKER = {"setting": "broker_url", "portal": True}
+PORTAL = {"portal": True}
 ACTIONS = [
-    Action("queue_stats", "Queue stats", _stats_run, _validate_stats, _no_target, _describe),
+    Action("queue_stats", "Queue stats", _stats_run, _validate_stats, _describe, **BROKER),
     Action(
         "queue_pause", "Pause a queue", lambda p, t, s: _consumers(p, t, s, pause=True), _validate_queue,
-        _no_target, _describe, Safety.CHANGE,
+        _describe, Safety.CHANGE, **BROKER,
     ),
     Action(
         "queue_resume", "Resume a queue", lambda p, t, s: _consumers(p, t, s, pause=False), _validate_queue,
-        _no_target, _describe, Safety.CHANGE,
+        _describe, Safety.CHANGE, **BROKER,
     ),
-    Action("failed_tasks", "Failed tasks", _failed_run, _validate_failed, _no_target, _describe),
-    Action("retry_failed", "Retry failed tasks", _retry_run, _validate_ids, _no_target, _describe, Safety.CHANGE),
+    Action("failed_tasks", "Failed tasks", _failed_run, _validate_failed, _describe, **PORTAL),
+    Action("retry_failed", "Retry failed tasks", _retry_run, _validate_ids, _describe, Safety.CHANGE, **PORTAL),
     Action(
-        "purge_queue", "Purge a queue", _purge_run, lambda p: _validate_queue(p, required=True), _no_target,
-        _describe, Safety.DANGEROUS,
+        "purge_queue", "Purge a queue", _purge_run, lambda p: _validate_queue(p, required=True), _describe,
+        Safety.DANGEROUS, **BROKER,
     ),
-    Action("remove_task", "Remove failed tasks", _remove_run, _validate_ids, _no_target, _describe, Safety.DANGEROUS),
+    Action("remove_task", "Remove failed tasks", _remove_run, _validate_ids, _describe, Safety.DANGEROUS, **PORTAL),
 ]  # fmt: skip

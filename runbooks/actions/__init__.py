@@ -1,8 +1,9 @@
 """The actions automated steps run, by name: a registry every app adds its families to.
 
-An action validates its parameters when a runbook is stored (`validate`), says which service
-setting it connects to (`needs`), and runs in a Celery worker (`run`), returning ok / warning /
-critical with the figures behind it. The diagnostics here (http, postgres, redis, host,
+An action validates its parameters when a runbook is stored (`validate`), declares the service
+setting it connects to (`setting`) and whether it may act on the portal itself (`portal`), which
+the one target rule (`Action.refusal`) checks wherever it runs, and runs in a Celery worker (`run`),
+returning ok / warning / critical with the figures behind it. The diagnostics here (http, postgres, redis, host,
 prometheus) only read; the remediations belong to the ops app, which registers them from its
 `AppConfig.ready()`.
 """

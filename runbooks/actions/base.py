@@ -13,6 +13,9 @@ SETTING_LABELS = {
     "broker_url": "broker URL",
     "prometheus_url": "Prometheus URL",
 }
+# The service that stands for the portal itself: an action that may act on the portal does so
+# when given it, whatever URLs it holds (ops' daily health check creates it).
+PORTAL_SERVICE = "ops-portal"
 
 
 class ParamsError(ValueError):
@@ -49,15 +52,57 @@ class Action:
     label: str
     run: Callable[[dict, "Target", float], CheckResult]
     validate: Callable[[dict], dict]
-    # The service setting a step with these params connects to (None: it needs no target).
-    needs: Callable[[dict], str | None]
     describe: Callable[[dict], str]
     safety: str = Safety.READ_ONLY
     # Stricter than `safety` for some parameters (a cache pattern matching everything is dangerous).
     safety_for: Callable[[dict], str] | None = None
+    # The service setting it connects to (a key of SETTING_LABELS); None: it needs no service.
+    setting: str | None = None
+    # `setting` for some parameters only (an http_check given a full URL needs no base URL).
+    setting_for: Callable[[dict], str | None] | None = None
+    # With no target service it acts on the portal itself (its broker, cache, database or data).
+    portal: bool = False
 
     def safety_of(self, params: dict) -> str:
         return self.safety_for(params) if self.safety_for else self.safety
+
+    def needs(self, params: dict) -> str | None:
+        """The service setting a step with these params connects to (None: it needs no service)."""
+        return self.setting_for(params) if self.setting_for else self.setting
+
+    def refusal(self, params: dict, service) -> str | None:
+        """Why this action cannot run against `service` (None: no target service), or None when it can.
+
+        The one target rule of runs, steps, the ops API, the console and approvals: a service
+        lacking the setting is refused, never replaced by the portal's own broker, cache or database.
+        Only no service at all (or the service that stands for the portal) means the portal itself."""
+        if self.portal and is_portal(service):
+            return None
+        setting = self.needs(params)
+        if setting is None:
+            if self.portal and service is not None:  # the portal's own data only
+                return f"{self.name} acts on the portal itself, not on service {service.slug}; leave the service out."
+            return None
+        label = SETTING_LABELS[setting]
+        if service is None:
+            return f"{self.name} needs a target service with a {label}; choose a target service."
+        if not getattr(service, setting):
+            return (
+                f"Service {service.slug} has no {label}: set one on the service (admin → Services) "
+                f"to run {self.name} against it."
+            )
+        return None
+
+    def check_target(self, params: dict, service) -> None:
+        """ParamsError (nothing ran) unless the one target rule lets this action run against `service`."""
+        problem = self.refusal(params, service)
+        if problem:
+            raise ParamsError(problem)
+
+
+def is_portal(service) -> bool:
+    """No target service, or the service standing for the portal (ops' daily health check runs against it)."""
+    return service is None or service.slug == PORTAL_SERVICE
 
 
 class Target:
@@ -71,6 +116,11 @@ class Target:
     @property
     def name(self) -> str:
         return self.service.slug if self.service is not None else "no target"
+
+    @property
+    def is_portal(self) -> bool:
+        """An action that may act on the portal acts on the portal's own broker, cache or database."""
+        return is_portal(self.service)
 
     def setting(self, name: str) -> str:
         label = SETTING_LABELS[name]

@@ -65,10 +65,6 @@ def validate(params: dict) -> dict:
     return clean
 
 
-def needs(params: dict) -> str | None:
-    return None
-
-
 def describe(params: dict) -> str:
     return params["check"] + (" " + ", ".join(params["paths"]) if params.get("paths") else "")
 
@@ -156,6 +152,5 @@ ACTION = Action(
     label="Host check",
     run=run,
     validate=validate,
-    needs=needs,
     describe=describe,
 )

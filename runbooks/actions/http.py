@@ -62,10 +62,6 @@ def validate(params: dict) -> dict:
     return clean
 
 
-def needs(params: dict) -> str | None:
-    return None if params.get("url") else "base_url"
-
-
 def describe(params: dict) -> str:
     return f"{params.get('method', 'GET')} {params.get('path') or params.get('url')}"
 
@@ -149,6 +145,7 @@ ACTION = Action(
     label="HTTP check",
     run=run,
     validate=validate,
-    needs=needs,
+    setting="base_url",
+    setting_for=lambda params: None if params.get("url") else "base_url",
     describe=describe,
 )

@@ -160,10 +160,6 @@ def validate(params: dict) -> dict:
     return clean
 
 
-def needs(params: dict) -> str | None:
-    return "database_url"
-
-
 def describe(params: dict) -> str:
     return params.get("check") or "SQL: " + " ".join(params.get("sql", "").split())[:80]
 
@@ -365,6 +361,6 @@ ACTION = Action(
     label="PostgreSQL query",
     run=run,
     validate=validate,
-    needs=needs,
+    setting="database_url",
     describe=describe,
 )

@@ -37,10 +37,6 @@ def validate(params: dict) -> dict:
     return clean
 
 
-def needs(params: dict) -> str | None:
-    return "prometheus_url"
-
-
 def describe(params: dict) -> str:
     return " ".join(params["query"].split())[:80]
 
@@ -117,6 +113,6 @@ ACTION = Action(
     label="Prometheus query",
     run=run,
     validate=validate,
-    needs=needs,
+    setting="prometheus_url",
     describe=describe,
 )

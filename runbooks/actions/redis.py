@@ -54,10 +54,6 @@ def validate(params: dict) -> dict:
     return clean
 
 
-def needs(params: dict) -> str | None:
-    return "redis_url"
-
-
 def describe(params: dict) -> str:
     extra = params.get("pattern") or params.get("key")
     return f"{params['check']} {extra}" if extra else params["check"]
@@ -197,6 +193,6 @@ ACTION = Action(
     label="Redis check",
     run=run,
     validate=validate,
-    needs=needs,
+    setting="redis_url",
     describe=describe,
 )

@@ -19,7 +19,6 @@ from django.utils import timezone
 from incidents.choices import EventKind
 from incidents.models import Incident, Service, TimelineEvent
 from opsportal.errors import Conflict, DomainError, InvalidTransition
-from runbooks.actions.base import SETTING_LABELS
 from runbooks.choices import (
     ACTIVE_RUN_STATES,
     FINISHED_RUN_STATES,
@@ -410,7 +409,7 @@ def _first_look_steps(
     if not steps:
         raise DomainError(f"{runbook.title} has no read-only checks to run.")
     target = target or _default_target(runbook, steps, incident, partial=True)
-    steps = [s for s in steps if not s.needs or getattr(s.target_service or target, s.needs, "")]
+    steps = [s for s in steps if not s.refusal(target)]
     if not steps:
         raise DomainError(f"no read-only check of {runbook.title} can reach a target service.")
     return steps, target
@@ -437,13 +436,7 @@ def _default_target(runbook: Runbook, steps: list[RunbookStep], incident, *, par
 
 
 def _check_target(steps: list[RunbookStep], target: Service | None) -> None:
-    problems = []
-    for step in steps:
-        need = step.needs
-        service = step.target_service or target
-        if need and (service is None or not getattr(service, need)):
-            where = f"service {service.slug} has no {SETTING_LABELS[need]}" if service else "no target service"
-            problems.append(f"step {step.order} ({step.action}) needs a {SETTING_LABELS[need]}: {where}")
+    problems = [f"step {s.order} ({s.action}): {p.rstrip('.')}" for s in steps if (p := s.refusal(target))]
     if problems:
         raise DomainError("Choose a target that can run these steps: " + "; ".join(problems) + ".")
 

@@ -280,5 +280,9 @@ class RunbookStep(models.Model):
     def needs(self) -> str | None:
         return ACTIONS[self.action].needs(self.params) if self.is_automated else None
 
+    def refusal(self, target) -> str | None:
+        """Why this step cannot run against the run's `target` (its own target service comes first)."""
+        return ACTIONS[self.action].refusal(self.params, self.target_service or target) if self.is_automated else None
+
     def describe(self) -> str:
         return f"{self.action} {ACTIONS[self.action].describe(self.params)}" if self.is_automated else "manual"

@@ -197,7 +197,7 @@ def test_a_target_without_the_needed_setting_is_refused(api, runbook):
     bare = ServiceFactory(slug="bare")
     response = api.post("/api/runs/", {"runbook": runbook.pk, "target": bare.pk}, format="json")
     assert response.status_code == 400
-    assert "step 2 (http_check) needs a base URL: service bare has no base URL" in response.json()["detail"]
+    assert "step 2 (http_check): Service bare has no base URL: set one on the service" in response.json()["detail"]
 
 
 def test_step_actions_through_the_api(api, api_for, responder2):

@@ -322,9 +322,9 @@ def test_one_active_run_per_runbook_and_incident_unless_forced(responder, incide
 def test_the_target_must_offer_what_the_steps_need(responder, http_service):
     bare = ServiceFactory(slug="bare")
     runbook = make_runbook(steps=[HEALTH, auto("redis_check", {"check": "ping"})])
-    with pytest.raises(DomainError, match="step 1 \\(http_check\\) needs a base URL: no target service"):
+    with pytest.raises(DomainError, match="step 1 \\(http_check\\): http_check needs a target service with a base URL"):
         RunbookRun.start(runbook, by=responder)
-    with pytest.raises(DomainError, match="step 2 \\(redis_check\\) needs a Redis URL: service bare has no Redis URL"):
+    with pytest.raises(DomainError, match="step 2 \\(redis_check\\): Service bare has no Redis URL"):
         RunbookRun.start(runbook, by=responder, target=bare)
     assert RunbookRun.objects.count() == 0
     # With a single suitable service, the runbook's own is the default target.
