@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from opsportal.connections import ConnectionSettingError, Masker, resolve
+from opsportal.errors import BadParameters, Conflict, Timeout, Transient
 from runbooks.choices import CheckStatus, Safety
 
 SETTING_LABELS = {
@@ -15,20 +16,21 @@ SETTING_LABELS = {
 }
 
 
-class ParamsError(ValueError):
-    """The parameters of a step are not acceptable (raised when a runbook is stored)."""
+# The platform's error vocabulary (opsportal/errors.py) gives each of these its HTTP status.
+class ParamsError(BadParameters, ValueError):
+    """The parameters of a step are not acceptable (raised when a runbook is stored): 400."""
 
 
-class ActionError(Exception):
-    """The step cannot succeed as configured; retrying will not help."""
+class ActionError(Conflict):
+    """The step cannot succeed as configured or as the target is now; retrying will not help: 409."""
 
 
-class TransientError(ActionError):
-    """A connection problem that may pass: the step is retried with backoff."""
+class TransientError(Transient, ActionError):
+    """A connection problem that may pass: the step is retried with backoff; 503."""
 
 
-class StepTimeout(ActionError):
-    """The action did not finish within the step's time limit."""
+class StepTimeout(Timeout, ActionError):
+    """The action did not finish within the step's time limit: 504."""
 
 
 @dataclass
