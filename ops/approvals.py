@@ -22,7 +22,7 @@ from ops.models import ActionRequest, username_of
 from ops.notifications import notify_approval_requested
 from ops.tasks import queue_request
 from opsportal.errors import DomainError
-from runbooks.actions import ACTIONS, ActionError, ParamsError, StepTimeout
+from runbooks.actions import ACTIONS, ActionError, ParamsError
 from runbooks.choices import Safety
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def execute(pk: int) -> ActionRequest | None:
             incident=request.incident,
             timeout=float(settings.RUNBOOK_STEP_TIMEOUT_MAX),
         )
-    except (ActionError, StepTimeout, ParamsError) as exc:
+    except DomainError as exc:  # bad parameters, refused, unreachable, too slow: the request failed
         return request.finish(RequestState.FAILED, str(exc), {"error": str(exc)})
     except Exception as exc:
         logger.exception("ops action request %s failed", pk)

@@ -7,7 +7,7 @@ from celery import shared_task
 from django.conf import settings
 
 from ops.audit import perform
-from runbooks.actions import ActionError, ParamsError
+from opsportal.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def weekly_maintenance() -> dict:
     for action in ("analyze", "retention_run"):
         try:
             done[action] = perform(action, {}, via="schedule", timeout=600).summary
-        except (ActionError, ParamsError) as exc:
+        except DomainError as exc:  # bad parameters, refused, unreachable, too slow
             logger.warning("weekly maintenance: %s failed: %s", action, exc)
             done[action] = f"failed: {exc}"
     return done

@@ -6,7 +6,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from opsportal.errors import Conflict, DomainError
+from opsportal.errors import REFUSALS, to_http
 
 
 class Pagination(PageNumberPagination):
@@ -16,10 +16,9 @@ class Pagination(PageNumberPagination):
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, Conflict):
-        return Response({"detail": str(exc), **exc.extra}, status=status.HTTP_409_CONFLICT)
-    if isinstance(exc, DomainError):
-        return Response({"detail": str(exc), **exc.extra}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, REFUSALS):
+        code, body = to_http(exc)
+        return Response(body, status=code)
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
             body = {field: [str(m) for e in errors for m in e.messages] for field, errors in exc.error_dict.items()}

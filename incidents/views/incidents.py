@@ -22,7 +22,7 @@ from incidents.forms import (
     TransitionForm,
 )
 from incidents.models import Incident, Service, TimelineEvent
-from opsportal.errors import Conflict, DomainError, StaleVersion
+from opsportal.errors import REFUSALS, StaleVersion, status_of
 from opsportal.roles import responder_required
 
 TIMELINE_WINDOW = 100  # entries per page of the timeline; older ones load on demand
@@ -161,8 +161,8 @@ def transition(request, pk: int):
         return _refreshed_header(request, pk, error="Choose a status.", status=400)
     try:
         incident.transition_to(form.cleaned_data["to"], by=request.user, note=form.cleaned_data["note"])
-    except DomainError as exc:
-        return _refreshed_header(request, pk, error=str(exc), status=409 if isinstance(exc, Conflict) else 400)
+    except REFUSALS as exc:
+        return _refreshed_header(request, pk, error=str(exc), status=status_of(exc))
     return _refreshed_header(request, pk)
 
 
@@ -233,14 +233,16 @@ def edit_entry(request, pk: int, event_id: int):
                 event.annotate(by=request.user, **data)
             else:
                 event.edit(by=request.user, **data)
-    except StaleVersion:
+    except StaleVersion as exc:
         event.refresh_from_db()
         # Show the other person's text beside ours; the form now carries their version.
         mine = data.get("annotation") if event.is_system else data.get("body")
         fresh = form_class(initial={**data, "version": event.version})
-        return _render_event(request, event, status=409, form=fresh, editing=True, conflict=True, my_text=mine)
-    except DomainError as exc:
-        return _render_event(request, event, status=400, form=form, editing=True, error=str(exc))
+        return _render_event(
+            request, event, status=status_of(exc), form=fresh, editing=True, conflict=True, my_text=mine
+        )
+    except REFUSALS as exc:
+        return _render_event(request, event, status=status_of(exc), form=form, editing=True, error=str(exc))
     return _render_event(request, event)
 
 
@@ -262,16 +264,16 @@ def pin_entry(request, pk: int, event_id: int):
     event = _event(pk, event_id)
     try:
         event.edit(by=request.user, version=None, pinned=not event.pinned)
-    except DomainError as exc:
-        return _render_event(request, event, status=400, error=str(exc))
+    except REFUSALS as exc:
+        return _render_event(request, event, status=status_of(exc), error=str(exc))
     return _render_event(request, event)
 
 
 def _apply_verb(request, event: TimelineEvent, verb: str):
     try:
         getattr(event, verb)(by=request.user)
-    except DomainError as exc:
-        return _render_event(request, event, status=400, error=str(exc))
+    except REFUSALS as exc:
+        return _render_event(request, event, status=status_of(exc), error=str(exc))
     return _render_event(request, event)
 
 

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from incidents.choices import WebhookDeliveryState
 from incidents.models import Integration, WebhookDelivery, WebhookEndpoint
-from opsportal.errors import DomainError
+from opsportal.errors import REFUSALS, status_of
 from opsportal.roles import admin_required
 
 
@@ -75,8 +75,8 @@ def redeliver(request, pk: int):
     error, status = "", 200
     try:
         delivery.redeliver(by=request.user)
-    except DomainError as exc:
-        error, status = str(exc), 400
+    except REFUSALS as exc:
+        error, status = str(exc), status_of(exc)
     delivery = WebhookDelivery.objects.select_related("endpoint", "incident").get(pk=pk)
     return render(
         request, "incidents/integrations/delivery_row.html", {"delivery": delivery, "error": error}, status=status

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 from incidents.choices import ReportStatus
 from incidents.forms import DismissReportForm, EscalateReportForm
 from incidents.models import Incident, ProblemReport
-from opsportal.errors import Conflict, DomainError
+from opsportal.errors import REFUSALS, status_of
 from opsportal.roles import responder_required
 
 
@@ -48,8 +48,8 @@ def escalate(request, pk: int):
         return _list(request, status=400, error="Check the incident and severity.", failed=pk, form=form)
     try:
         incident = report.escalate(by=request.user, **form.cleaned_data)
-    except DomainError as exc:
-        return _list(request, status=409 if isinstance(exc, Conflict) else 400, error=str(exc), failed=pk)
+    except REFUSALS as exc:
+        return _list(request, status=status_of(exc), error=str(exc), failed=pk)
     messages.success(request, f"{report.reference} is now part of {incident.reference}.")
     return redirect("incidents:detail", pk=incident.pk)
 
@@ -63,7 +63,7 @@ def dismiss(request, pk: int):
         return _list(request, status=400, error="The reason is too long (500 characters at most).", failed=pk)
     try:
         report.dismiss(by=request.user, reason=form.cleaned_data["reason"])
-    except DomainError as exc:
-        return _list(request, status=409 if isinstance(exc, Conflict) else 400, error=str(exc), failed=pk)
+    except REFUSALS as exc:
+        return _list(request, status=status_of(exc), error=str(exc), failed=pk)
     messages.success(request, f"{report.reference} dismissed.")
     return redirect("incidents:reports")

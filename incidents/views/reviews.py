@@ -13,7 +13,7 @@ from incidents.models import ActionItem, PostIncidentReview
 from incidents.models.review import TEXT_FIELDS
 from incidents.review_extensions import item_context
 from incidents.review_stats import due_context, format_duration, incident_stats
-from opsportal.errors import Conflict, DomainError
+from opsportal.errors import REFUSALS, Conflict, status_of
 from opsportal.roles import responder_required
 
 User = get_user_model()
@@ -107,10 +107,10 @@ def save_field(request, pk: int):
         review.update(by=request.user, version=version, **{field: value})
     except Conflict as exc:
         context.update(conflict=True, theirs=exc.extra["current"][field], mine=raw, version=exc.extra["version"])
-        return render(request, "incidents/partials/review_save_status.html", context, status=409)
-    except DomainError as exc:
+        return render(request, "incidents/partials/review_save_status.html", context, status=status_of(exc))
+    except REFUSALS as exc:
         context["error"] = str(exc)
-        return render(request, "incidents/partials/review_save_status.html", context, status=400)
+        return render(request, "incidents/partials/review_save_status.html", context, status=status_of(exc))
     context.update(
         version=review.version, saved_at=timezone.localtime(), missing=review.missing_for_publish(), oob_missing=True
     )
@@ -123,30 +123,25 @@ def override_time(request, pk: int):
     review = _review(pk)
     metric = request.POST.get("metric", "")
     minutes = request.POST.get("minutes", "").strip()
-    error = ""
+    error, status = "", 200
     try:
         override = (
             None if minutes == "" else {"seconds": round(float(minutes) * 60), "reason": request.POST.get("reason", "")}
         )
         review.update(by=request.user, version=review.version, time_overrides={metric: override})
+    except REFUSALS as exc:
+        error, status = str(exc), status_of(exc)
     except ValueError:
-        error = "Minutes must be a number."
-    except DomainError as exc:
-        error = str(exc)
+        error, status = "Minutes must be a number.", 400
     review = _review(pk)
-    return render(
-        request,
-        "incidents/partials/review_times.html",
-        _page_context(review, time_error=error),
-        status=400 if error else 200,
-    )
+    context = _page_context(review, time_error=error)
+    return render(request, "incidents/partials/review_times.html", context, status=status)
 
 
 @responder_required
 @require_POST
 def change_state(request, pk: int, verb: str):
     review = _review(pk)
-    error = ""
     try:
         if verb == "publish":
             review.publish(by=request.user)
@@ -154,11 +149,9 @@ def change_state(request, pk: int, verb: str):
             review.submit(by=request.user)
         else:
             review.reopen(by=request.user, reason=request.POST.get("reason", ""))
-    except DomainError as exc:
-        error = str(exc)
-    if error:
-        context = _page_context(_review(pk), state_error=error)
-        return render(request, "incidents/partials/review_state.html", context, status=400)
+    except REFUSALS as exc:
+        context = _page_context(_review(pk), state_error=str(exc))
+        return render(request, "incidents/partials/review_state.html", context, status=status_of(exc))
     response = render(request, "incidents/partials/review_state.html", _page_context(_review(pk)))
     response["HX-Refresh"] = "true"  # the page switches between editable and read-only
     return response
@@ -180,8 +173,8 @@ def add_item(request, pk: int):
         return _items_response(request, review, form=form, status=400)
     try:
         review.add_action_item(by=request.user, **form.cleaned_data)
-    except DomainError as exc:
-        return _items_response(request, review, form=form, error=str(exc), status=400)
+    except REFUSALS as exc:
+        return _items_response(request, review, form=form, error=str(exc), status=status_of(exc))
     return _items_response(request, review)
 
 
@@ -202,8 +195,8 @@ def update_item(request, item_id: int):
         changes = form.cleaned_data
     try:
         item.change(by=request.user, **changes)
-    except DomainError as exc:
-        return _items_response(request, review, error=str(exc), status=400)
+    except REFUSALS as exc:
+        return _items_response(request, review, error=str(exc), status=status_of(exc))
     return _items_response(request, review)
 
 

@@ -14,8 +14,8 @@ from ops.choices import RequestState
 from ops.models import ActionRequest, FailedTask, MaintenanceSwitch, RetentionRun
 from ops.stats import cache_stats, pending_tasks
 from opsportal.api import Pagination
+from opsportal.errors import BadParameters
 from opsportal.roles import IsAdmin
-from runbooks.actions import ActionError, ParamsError, StepTimeout, TransientError
 
 
 class FailedTaskSerializer(serializers.ModelSerializer):
@@ -151,33 +151,16 @@ def _answer(check, *, code: int = status.HTTP_200_OK) -> Response:
     return Response({"detail": check.summary, "result": check.as_json()}, status=code)
 
 
-def action_error(exc: Exception) -> Response:
-    """Why an action did not run: bad parameters 400, target unreachable 503, too slow 504, refused 409."""
-    for kind, code in ERROR_STATUS:
-        if isinstance(exc, kind):
-            return Response({"detail": str(exc)}, status=code)
-    raise exc
-
-
-ERROR_STATUS = [
-    (ParamsError, status.HTTP_400_BAD_REQUEST),
-    (TransientError, status.HTTP_503_SERVICE_UNAVAILABLE),
-    (StepTimeout, status.HTTP_504_GATEWAY_TIMEOUT),
-    (ActionError, status.HTTP_409_CONFLICT),
-]
-
-
 class OpsView(APIView):
     permission_classes = [IsAdmin]
     action_name = ""
     body = DryRunBody
 
     def act(self, request, params: dict, *, incident=None, service=None) -> Response:
-        """Runs the action on the portal (or `service`); its refusals become 4xx, an unreachable service 503."""
-        try:
-            check = perform(self.action_name, params, by=request.user, via="api", incident=incident, service=service)
-        except (ActionError, ParamsError) as exc:
-            return action_error(exc)
+        """Runs the action on the portal (or `service`); why it did not run is answered by the
+        API's exception handler (opsportal.errors: bad parameters 400, refused 409, unreachable
+        503, too slow 504)."""
+        check = perform(self.action_name, params, by=request.user, via="api", incident=incident, service=service)
         return _answer(check)
 
     def __init_subclass__(cls, **kwargs):
@@ -228,7 +211,7 @@ class QueuesView(OpsView):
         slug = request.query_params.get("service")
         service = Service.objects.filter(slug=slug).first() if slug else None
         if slug and service is None:
-            return Response({"detail": f"No service {slug!r}."}, status=status.HTTP_400_BAD_REQUEST)
+            raise BadParameters(f"No service {slug!r}.")
         queue = request.query_params.get("queue")
         return self.act(request, {"queue": queue} if queue else {}, service=service)
 
@@ -246,12 +229,8 @@ class TasksView(APIView):
             rows = FailedTask.objects.waiting()[:200]
             return Response({"status": "failed", "tasks": FailedTaskSerializer(rows, many=True).data})
         if wanted == "pending":
-            try:
-                tasks = pending_tasks()
-            except TransientError as exc:
-                return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-            return Response({"status": "pending", "tasks": tasks})
-        return Response({"detail": "status must be failed or pending."}, status=status.HTTP_400_BAD_REQUEST)
+            return Response({"status": "pending", "tasks": pending_tasks()})  # broker unreachable: 503
+        raise BadParameters("status must be failed or pending.")
 
 
 class RequeueTasksView(OpsView):
@@ -317,14 +296,9 @@ class DecisionBody(serializers.Serializer):
 
 
 def ask_for(request, action: str, params: dict, *, reason: str, incident=None, service=None) -> Response:
-    """Records a dangerous action for approval (202), or says why not (4xx; 503 when the dry run cannot
-    reach what it would act on). Nothing is stored when it is refused."""
-    try:
-        asked = approvals.ask(
-            action, params, by=request.user, reason=reason, via="api", incident=incident, service=service
-        )
-    except (ActionError, ParamsError) as exc:
-        return action_error(exc)
+    """Records a dangerous action for approval (202), or says why not (the exception handler: 4xx;
+    503 when the dry run cannot reach what it would act on). Nothing is stored when it is refused."""
+    asked = approvals.ask(action, params, by=request.user, reason=reason, via="api", incident=incident, service=service)
     body = ActionRequestSerializer(asked).data
     body["detail"] = asked.waiting_message
     return Response(body, status=status.HTTP_202_ACCEPTED)
@@ -346,10 +320,7 @@ class ActionRequestsView(APIView):
         wanted = request.query_params.get("state")
         if wanted:
             if wanted not in RequestState.values:
-                return Response(
-                    {"detail": f"state must be one of {', '.join(RequestState.values)}."},
-                    status=status.HTTP_400_BAD_REQUEST,
-                )
+                raise BadParameters(f"state must be one of {', '.join(RequestState.values)}.")
             rows = rows.filter(state=wanted)
         paginator = Pagination()
         page = paginator.paginate_queryset(rows, request, view=self)

@@ -3,12 +3,11 @@
 import json
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.utils import timezone
 
 from ops.choices import REQUEST_TRANSITIONS, RequestState
-from opsportal.errors import Conflict, DomainError
+from opsportal.errors import Conflict, DomainError, NotAllowed
 
 
 class ActionRequestQuerySet(models.QuerySet):
@@ -135,7 +134,7 @@ class ActionRequest(models.Model):
         with transaction.atomic():
             locked = self._lock_pending()
             if locked.requested_by_id == by.pk:
-                raise PermissionDenied(
+                raise NotAllowed(
                     f"You asked for request #{self.pk}, so you cannot approve it: another admin has to. "
                     "You can withdraw it (reject)."
                 )

@@ -5,7 +5,6 @@ flush, and anything asked for in the approvals card) only ask: another admin app
 
 import json
 
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -16,9 +15,8 @@ from ops.audit import perform
 from ops.choices import RequestState
 from ops.models import ActionRequest, AuditRecord, FailedTask, MaintenanceSwitch, RetentionRun
 from ops.stats import cache_stats
-from opsportal.errors import DomainError
+from opsportal.errors import REFUSALS, status_of
 from opsportal.roles import admin_required
-from runbooks.actions import ActionError, ParamsError
 
 AUDIT_SHOWN = 20
 DECIDED_SHOWN = 10
@@ -27,13 +25,11 @@ REQUESTS_CHANGED = "ops-requests-changed"
 
 
 def _outcome(message_of) -> tuple[str, str, int]:
-    """(message, error, status) of an action: its message, or why it was refused (400 bad input, 409 otherwise)."""
+    """(message, error, status) of an action: its message, or why it was refused (the status from opsportal.errors)."""
     try:
         return message_of(), "", 200
-    except ParamsError as exc:
-        return "", str(exc), 400
-    except ActionError as exc:
-        return "", str(exc), 409
+    except REFUSALS as exc:
+        return "", str(exc), status_of(exc)
 
 
 def _run(request, action: str, params: dict) -> tuple[str, str, int]:
@@ -217,8 +213,8 @@ def decide(request, pk: int, verb: str):
         return _requests_card(request, error=f"Unknown decision {verb!r}.", status=400)
     try:
         decided = verbs[verb](pk, by=request.user, note=request.POST.get("note", ""))
-    except (PermissionDenied, DomainError) as exc:  # own request, already decided, expired, unknown
-        return _requests_card(request, error=str(exc), status=409)
+    except REFUSALS as exc:  # own request 403, already decided or expired 409, unknown 400
+        return _requests_card(request, error=str(exc), status=status_of(exc))
     done = {"approved": "approved: a worker runs it now", "rejected": "rejected", "cancelled": "withdrawn"}
     return _requests_card(request, message=f"Request #{decided.pk} {done[decided.state]}.")
 
@@ -238,8 +234,8 @@ def health_card(request):
 def health_run(request):
     try:
         run = health_check.start(by=request.user)
-    except DomainError as exc:
+    except REFUSALS as exc:
         context = {**_health_context(), "error": str(exc)}
-        return render(request, "ops/partials/health.html", context, status=409)
+        return render(request, "ops/partials/health.html", context, status=status_of(exc))
     context = {**_health_context(), "message": f"Health check run #{run.pk} started; this card refreshes."}
     return render(request, "ops/partials/health.html", context)

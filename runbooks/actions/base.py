@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from opsportal.connections import ConnectionSettingError, Masker, resolve
+from opsportal.errors import BadParameters, Conflict, TargetMissing, Timeout, Transient
 from runbooks.choices import CheckStatus, Safety
 
 SETTING_LABELS = {
@@ -18,20 +19,25 @@ SETTING_LABELS = {
 PORTAL_SERVICE = "ops-portal"
 
 
-class ParamsError(ValueError):
-    """The parameters of a step are not acceptable (raised when a runbook is stored)."""
+# The platform's error vocabulary (opsportal/errors.py) gives each of these its HTTP status.
+class ParamsError(BadParameters, ValueError):
+    """The parameters of a step are not acceptable (raised when a runbook is stored): 400."""
 
 
-class ActionError(Exception):
-    """The step cannot succeed as configured; retrying will not help."""
+class TargetRefused(ParamsError, TargetMissing):
+    """The target service cannot serve the action (it lacks the setting, or it is not the portal)."""
 
 
-class TransientError(ActionError):
-    """A connection problem that may pass: the step is retried with backoff."""
+class ActionError(Conflict):
+    """The step cannot succeed as configured or as the target is now; retrying will not help: 409."""
 
 
-class StepTimeout(ActionError):
-    """The action did not finish within the step's time limit."""
+class TransientError(Transient, ActionError):
+    """A connection problem that may pass: the step is retried with backoff; 503."""
+
+
+class StepTimeout(Timeout, ActionError):
+    """The action did not finish within the step's time limit: 504."""
 
 
 @dataclass
@@ -94,10 +100,11 @@ class Action:
         return None
 
     def check_target(self, params: dict, service) -> None:
-        """ParamsError (nothing ran) unless the one target rule lets this action run against `service`."""
+        """TargetRefused (a ParamsError: nothing ran) unless the one target rule lets this action run
+        against `service`."""
         problem = self.refusal(params, service)
         if problem:
-            raise ParamsError(problem)
+            raise TargetRefused(problem)
 
 
 def is_portal(service) -> bool:

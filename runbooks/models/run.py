@@ -19,6 +19,8 @@ from django.utils import timezone
 from incidents.choices import EventKind
 from incidents.models import Incident, Service, TimelineEvent
 from opsportal.errors import Conflict, DomainError, InvalidTransition
+from runbooks.actions import ACTIONS
+from runbooks.actions.base import PORTAL_SERVICE, SETTING_LABELS
 from runbooks.choices import (
     ACTIVE_RUN_STATES,
     FINISHED_RUN_STATES,
@@ -142,7 +144,7 @@ class RunbookRun(models.Model):
                 steps, target = _first_look_steps(runbook, steps, incident, target)
             else:
                 steps, target = _all_steps(runbook, steps, incident, target)
-            _check_target(steps, target)
+            _check_target(runbook, steps, target)
             active = None if first_look else cls._active_run(runbook, incident, force=force)
             run = cls(
                 runbook=runbook,
@@ -409,7 +411,7 @@ def _first_look_steps(
     if not steps:
         raise DomainError(f"{runbook.title} has no read-only checks to run.")
     target = target or _default_target(runbook, steps, incident, partial=True)
-    steps = [s for s in steps if not s.refusal(target)]
+    steps = [s for s in steps if not _refusal(runbook, s, target)]
     if not steps:
         raise DomainError(f"no read-only check of {runbook.title} can reach a target service.")
     return steps, target
@@ -435,8 +437,26 @@ def _default_target(runbook: Runbook, steps: list[RunbookStep], incident, *, par
     return complete[0] if len(complete) == 1 else None
 
 
-def _check_target(steps: list[RunbookStep], target: Service | None) -> None:
-    problems = [f"step {s.order} ({s.action}): {p.rstrip('.')}" for s in steps if (p := s.refusal(target))]
+def _refusal(runbook: Runbook, step: RunbookStep, target: Service | None) -> str | None:
+    """The one target rule for a step, plus: without a target, a step of a runbook written for other
+    services never falls back to the portal's own broker, cache or database. Acting on the portal
+    takes choosing it (the ops-portal service), or a runbook that names no service."""
+    problem = step.refusal(target)
+    if problem or target is not None or not step.is_automated or step.target_service_id:
+        return problem
+    action, setting = ACTIONS[step.action], step.needs
+    services = [s.slug for s in runbook.services.all()]
+    if not (action.portal and setting and services):
+        return None
+    label = SETTING_LABELS[setting]
+    return (
+        f"{step.action} would act on the portal's own {label} but {runbook.title} is for "
+        f"{', '.join(services)}: choose a target service with a {label} (or {PORTAL_SERVICE} for the portal)"
+    )
+
+
+def _check_target(runbook: Runbook, steps: list[RunbookStep], target: Service | None) -> None:
+    problems = [f"step {s.order} ({s.action}): {p.rstrip('.')}" for s in steps if (p := _refusal(runbook, s, target))]
     if problems:
         raise DomainError("Choose a target that can run these steps: " + "; ".join(problems) + ".")
 

@@ -2,7 +2,7 @@
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from incidents.models import ActionItem
 from incidents.review_extensions import add_item_context
-from opsportal.errors import DomainError
+from opsportal.errors import REFUSALS, NotAllowed, status_of
 from opsportal.roles import is_admin, responder_required
 from runbooks.models import Runbook, RunbookDraft
 from runbooks.models.draft import MAX_SOURCE
@@ -36,8 +36,8 @@ def open_draft(request, item_id: int):
         return HttpResponse("Choose a runbook used in the incident.", status=400)
     try:
         draft = RunbookDraft.open_for(item, runbook, by=request.user)
-    except DomainError as exc:
-        return HttpResponse(str(exc), status=400)
+    except REFUSALS as exc:
+        return HttpResponse(str(exc), status=status_of(exc))
     url = reverse("runbooks:draft", args=[draft.pk])
     if request.htmx:
         response = HttpResponse(status=204)
@@ -66,13 +66,15 @@ def draft_page(request, pk: int):
                 draft.save_source(by=request.user, source=form.cleaned_data["source"])
                 if action == "publish":
                     if not is_admin(request.user):
-                        raise PermissionDenied("Publishing a runbook version needs the admin role; the draft is saved.")
+                        raise NotAllowed("Publishing a runbook version needs the admin role; the draft is saved.")
                     version = draft.publish(by=request.user)
                     messages.success(request, f"Published version {version.number} of {draft.runbook.title}.")
                     return redirect("runbooks:detail", pk=draft.runbook_id)
                 messages.success(request, "Draft saved.")
                 return redirect("runbooks:draft", pk=draft.pk)
-            except (DomainError, ValidationError) as exc:
-                error, status = "; ".join(getattr(exc, "messages", [str(exc)])), 400
+            except REFUSALS as exc:
+                error, status = str(exc), status_of(exc)
+            except ValidationError as exc:
+                error, status = "; ".join(exc.messages), 400
     context = {"draft": draft, "form": form, "error": error, "can_publish": is_admin(request.user)}
     return render(request, "runbooks/draft.html", context, status=status)

@@ -1,7 +1,6 @@
 """Portal pages for runbooks and runs. The run page polls a partial with htmx while the run is active."""
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpResponse
@@ -9,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from incidents.models import Incident, Service
-from opsportal.errors import Conflict, DomainError
+from opsportal.errors import REFUSALS, status_of
 from opsportal.roles import admin_required, is_responder, responder_required
 from runbooks.choices import SectionKind
 from runbooks.forms import ImportForm, StartRunForm, StepActionForm
@@ -113,8 +112,8 @@ def start_run(request, pk: int):
                 target=form.cleaned_data["target"],
                 force=form.cleaned_data["force"],
             )
-        except DomainError as exc:
-            error, status = str(exc), 409 if isinstance(exc, Conflict) else 400
+        except REFUSALS as exc:
+            error, status = str(exc), status_of(exc)
         else:
             if request.htmx:
                 response = HttpResponse(status=204)
@@ -188,10 +187,8 @@ def step_action(request, pk: int, step_id: int, verb: str):
             run.approve_step(step_id, by=request.user, note=note)
         else:
             run.reject_step(step_id, by=request.user, note=note)
-    except PermissionDenied as exc:
-        return _live_response(request, pk, error=str(exc), status=403)
-    except DomainError as exc:
-        return _live_response(request, pk, error=str(exc), status=409 if isinstance(exc, Conflict) else 400)
+    except REFUSALS as exc:  # approving one's own dangerous step 403, a step already done 409
+        return _live_response(request, pk, error=str(exc), status=status_of(exc))
     return _live_response(request, pk)
 
 
@@ -201,8 +198,8 @@ def cancel_run(request, pk: int):
     run = get_object_or_404(RunbookRun, pk=pk)
     try:
         run.cancel(by=request.user)
-    except DomainError as exc:
-        return _live_response(request, pk, error=str(exc), status=409 if isinstance(exc, Conflict) else 400)
+    except REFUSALS as exc:
+        return _live_response(request, pk, error=str(exc), status=status_of(exc))
     return _live_response(request, pk)
 
 

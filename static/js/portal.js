@@ -43,6 +43,15 @@
   }
   setInterval(tick, 1000);
 
+  // A refusal (opsportal/errors.py: 400, 403, 409, 503, 504) comes back as the card with the reason
+  // in it, and is swapped in; a whole 403/5xx page (no role, CSRF, maintenance) is not: it becomes a toast.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if ((xhr.status === 403 || xhr.status >= 500) && /^\s*<(!doctype|html)/i.test(xhr.responseText)) {
+      event.detail.shouldSwap = false;
+      event.detail.isError = true;
+    }
+  });
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
     var text = xhr.status === 403 ? "You are not allowed to do that." : "The server answered " + xhr.status + ".";

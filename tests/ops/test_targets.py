@@ -98,6 +98,49 @@ def test_a_run_with_a_remediation_step_its_target_cannot_serve_is_refused(api, a
     assert not RunbookRun.objects.exists() and not AuditRecord.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("action", "params", "label"),
+    [
+        ("queue_pause", {"queue": "runbooks"}, "broker URL"),
+        ("cache_flush", {}, "Redis URL"),
+        ("analyze", {}, "database URL"),
+    ],
+)
+def test_without_a_target_a_runbook_for_another_service_never_acts_on_the_portal(api, action, params, label):
+    bare = ServiceFactory(slug="bare")  # no broker, Redis or database URL: no default target can be chosen
+    runbook = make_runbook("Remediate", steps=[auto(action, params, title="Fix it")], services=[bare])
+    response = api.post("/api/runs/", {"runbook": runbook.pk}, format="json")
+    assert response.status_code == 400
+    assert (
+        f"step 1 ({action}): {action} would act on the portal's own {label} but Remediate is for bare: "
+        f"choose a target service with a {label} (or ops-portal for the portal)" in response.json()["detail"]
+    )
+    assert not RunbookRun.objects.exists() and not AuditRecord.objects.exists()
+
+
+def test_a_runbook_for_no_service_or_run_on_ops_portal_acts_on_the_portal(api):
+    steps = [auto("queue_pause", {"queue": "runbooks"}, title="Pause")]
+    portal = ServiceFactory(slug="ops-portal")
+    for_the_portal = make_runbook("Portal chores", steps=steps)
+    for_another = make_runbook("Bare chores", steps=steps, services=[ServiceFactory(slug="bare")])
+    assert api.post("/api/runs/", {"runbook": for_the_portal.pk}, format="json").status_code == 201
+    chosen = api.post("/api/runs/", {"runbook": for_another.pk, "target": portal.pk}, format="json")
+    assert chosen.status_code == 201, chosen.json()
+
+
+@pytest.mark.django_db
+def test_a_first_look_skips_portal_checks_of_a_runbook_for_another_service(responder):
+    bare = ServiceFactory(slug="bare")
+    incident = IncidentFactory(title="Jobs piling up", created_by=responder)
+    runbook = make_runbook(
+        "Jobs",
+        steps=[auto("queue_stats", {}, title="Queue depth"), auto("host_check", {"check": "disk"}, title="Disk")],
+        services=[bare],
+    )
+    run = RunbookRun.start(runbook, by=None, incident=incident, first_look="JobsPilingUp")
+    assert [s.step.action for s in run.step_runs.select_related("step")] == ["host_check"]
+
+
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
 def test_a_step_whose_service_lost_its_setting_fails_and_leaves_the_portal_alone(celery_worker, responder, responder2):
