@@ -253,7 +253,14 @@ PIR_DUE_HOURS = env_int("PIR_DUE_HOURS", 48, minimum=1)
 PIR_DUE_SOON_HOURS = env_int("PIR_DUE_SOON_HOURS", 24, minimum=1)
 
 # --- E-mail (notifications) ------------------------------------------------------------------
-PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Unset, the public URL is where `make run` binds the web server (HOST, OPSPORTAL_PORT), so links
+# printed by create_integration and sent in notifications answer on a development machine.
+_RUN_HOST = env_str("HOST", "127.0.0.1").strip() or "127.0.0.1"
+_RUN_HOST = "127.0.0.1" if _RUN_HOST in {"0.0.0.0", "::", "[::]"} else _RUN_HOST  # noqa: S104 - all interfaces
+_RUN_HOST = f"[{_RUN_HOST}]" if ":" in _RUN_HOST and not _RUN_HOST.startswith("[") else _RUN_HOST
+PORTAL_BASE_URL = env_str(
+    "PORTAL_BASE_URL", f"http://{_RUN_HOST}:{env_int('OPSPORTAL_PORT', 8000, minimum=1, maximum=65535)}"
+).rstrip("/")
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)

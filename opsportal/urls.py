@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from incidents.api.reports import create_report
@@ -21,6 +23,8 @@ api_patterns = [
 
 urlpatterns = [
     path("", incident_views.home, name="home"),
+    # Browsers and bookmark tools ask for /favicon.ico whatever the page's <link rel="icon"> says.
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True), name="favicon"),
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
     path("metrics", metrics.metrics_view, name="metrics"),

@@ -121,6 +121,8 @@ class SlaClock(models.Model):
     objects = SlaClockQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "SLA clock"
+        verbose_name_plural = "SLA clocks"
         indexes = [
             # The escalation sweep: clocks whose next level is due.
             models.Index(

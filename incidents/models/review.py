@@ -119,6 +119,7 @@ class PostIncidentReview(models.Model):
     objects = ReviewQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "post-incident review"
         ordering = ["due_at"]
         indexes = [
             # The overdue sweep and the "due soon" list: unpublished reviews by due time.

@@ -18,6 +18,7 @@ class MaintenanceSwitch(models.Model):
     changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "maintenance switch"  # one row: the admin lists "the" switch
         constraints = [
             # A single switch for the whole portal.
             models.CheckConstraint(condition=Q(pk=1), name="maintenance_switch_singleton"),

@@ -60,3 +60,11 @@ def test_masking_removes_credentials_from_errors():
         _mask("could not connect to postgres://app:hunter2@db:5432/x")
         == "could not connect to postgres://***@db:5432/x"
     )
+
+
+def test_favicon_ico_points_at_the_icon(client):
+    from django.contrib.staticfiles import finders
+
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("/favicon.svg")
+    assert finders.find("favicon.svg")

@@ -100,3 +100,33 @@ def test_the_key_generated_by_make_run_is_used_when_secret_key_is_unset(tmp_path
     result = load_settings(SECRET_KEY="", OPSPORTAL_VAR_DIR=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert load_settings(SECRET_KEY="", OPSPORTAL_VAR_DIR=str(tmp_path / "empty")).returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"OPSPORTAL_PORT": "8124"}, "http://127.0.0.1:8124"),
+        ({"HOST": "0.0.0.0", "OPSPORTAL_PORT": "9000"}, "http://127.0.0.1:9000"),
+        ({"HOST": "::1", "OPSPORTAL_PORT": "9000"}, "http://[::1]:9000"),
+        ({"OPSPORTAL_PORT": "8124", "PORTAL_BASE_URL": "https://ops.example.com/"}, "https://ops.example.com"),
+    ],
+)
+def test_the_portal_base_url_follows_where_make_run_binds(overrides, expected):
+    environment = {k: v for k, v in os.environ.items() if k not in {"PORTAL_BASE_URL", "HOST", "OPSPORTAL_PORT"}}
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.PORTAL_BASE_URL)"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**environment, "SECRET_KEY": "k" * 50, "DJANGO_SETTINGS_MODULE": "opsportal.settings", **overrides},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+def test_a_port_out_of_range_names_the_variable():
+    result = load_settings(OPSPORTAL_PORT="70000")
+    assert result.returncode != 0 and "OPSPORTAL_PORT=70000 must be at most 65535" in result.stderr
