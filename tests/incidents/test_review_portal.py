@@ -104,6 +104,7 @@ def test_publish_from_the_page_lists_missing_pieces(browser, review, responder):
     assert published.status_code == 200 and published["HX-Refresh"] == "true"
     page = browser.get(f"/reviews/{review.pk}/").content.decode()
     assert "Reopen for amendments" in page and "readonly" in page
+    assert "(on time)" in page and "data-countdown" not in page  # a published review counts down nothing
     reopened = browser.post(f"/reviews/{review.pk}/reopen/", {"reason": "wrong root cause"}, **HX)
     assert reopened.status_code == 200
     review.refresh_from_db()
