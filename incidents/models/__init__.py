@@ -20,6 +20,7 @@ from incidents.models.review import (
     ReviewChange,
     ReviewReopening,
 )
+from incidents.models.schedules import LayerParticipant, Schedule, ScheduleLayer, ScheduleOverride
 
 __all__ = [
     "ROLE_FIELDS",
@@ -32,11 +33,15 @@ __all__ = [
     "Incident",
     "IncidentQuerySet",
     "Integration",
+    "LayerParticipant",
     "PostIncidentReview",
     "ProblemReport",
     "PublishIncomplete",
     "ReviewChange",
     "ReviewReopening",
+    "Schedule",
+    "ScheduleLayer",
+    "ScheduleOverride",
     "Service",
     "SlaClock",
     "TimelineEvent",
