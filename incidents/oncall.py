@@ -216,11 +216,8 @@ def shifts(schedule: Schedule, start: datetime, end: datetime) -> list[Shift]:
     """The final timeline of [start, end): who is on call when, overrides and priorities applied,
     consecutive pieces of the same person from the same source merged. Gaps are nobody."""
     zone = schedule.zone
-    # Sources in the order they win: overrides (newest first), then layers by priority.
-    sources: list[list[Shift]] = [
-        [Shift(max(o.starts_at, start), min(o.ends_at, end), o.user, OVERRIDE)]
-        for o in sorted(_overrides(schedule, start, end), key=lambda o: -o.pk)
-    ]
+    # Sources in the order they win: the overrides, then the layers by priority.
+    sources = [_override_shifts(schedule, start, end)]
     sources += [layer_shifts(layer, zone, start, end) for layer in schedule.layers.all()]
     bounds = sorted({t for source in sources for s in source for t in (s.start, s.end)})
     starts = [[s.start for s in source] for source in sources]
@@ -240,6 +237,22 @@ def shifts(schedule: Schedule, start: datetime, end: datetime) -> list[Shift]:
         else:
             merged.append(Shift(lo, hi, winner.user, winner.source, winner.layer_id))
     return merged
+
+
+def _override_shifts(schedule: Schedule, start: datetime, end: datetime) -> list[Shift]:
+    """The overrides as one list of non-overlapping shifts, the newest winning where two overlap."""
+    overrides = _overrides(schedule, start, end)
+    bounds = sorted({t for o in overrides for t in (max(o.starts_at, start), min(o.ends_at, end))})
+    out: list[Shift] = []
+    for lo, hi in itertools.pairwise(bounds):
+        covering = [o for o in overrides if o.starts_at <= lo and o.ends_at > lo]
+        if covering:
+            user = max(covering, key=lambda o: o.pk).user
+            if out and out[-1].end == lo and out[-1].user == user:
+                out[-1] = Shift(out[-1].start, hi, user, OVERRIDE)
+            else:
+                out.append(Shift(lo, hi, user, OVERRIDE))
+    return out
 
 
 def on_call_now(schedules, now: datetime) -> list[tuple[Schedule, Shift | None]]:

@@ -211,7 +211,10 @@ class ScheduleViewSet(viewsets.ModelViewSet):
             {"schedule": schedule.name, "at": at.isoformat(), "on_call": shift_data(oncall.on_call_at(schedule, at))}
         )
 
-    @extend_schema(parameters=[OpenApiParameter("at", str, description="ISO 8601; default now")])
+    @extend_schema(
+        operation_id="schedules_oncall_all",
+        parameters=[OpenApiParameter("at", str, description="ISO 8601; default now")],
+    )
     @action(detail=False, methods=["get"], url_path="oncall")
     def oncall_all(self, request):
         """Every schedule and who it puts on call at `at` (default now)."""

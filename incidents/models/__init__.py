@@ -12,6 +12,7 @@ from incidents.models.incident import (
     TimelineEventRevision,
 )
 from incidents.models.notifications import WebhookDelivery, WebhookEndpoint
+from incidents.models.paging import NotificationRule, Page, PageChannel, PageState
 from incidents.models.report import ProblemReport
 from incidents.models.review import (
     ActionItem,
@@ -34,6 +35,10 @@ __all__ = [
     "IncidentQuerySet",
     "Integration",
     "LayerParticipant",
+    "NotificationRule",
+    "Page",
+    "PageChannel",
+    "PageState",
     "PostIncidentReview",
     "ProblemReport",
     "PublishIncomplete",
