@@ -1,8 +1,9 @@
-"""Admin pages of on-call schedules: layers with their participants inline, overrides."""
+"""Admin pages of on-call schedules (layers with their participants inline, overrides), people's
+notification rules and the pages sent (read-only: the notification log)."""
 
 from django.contrib import admin
 
-from incidents.models import LayerParticipant, Schedule, ScheduleLayer, ScheduleOverride
+from incidents.models import LayerParticipant, NotificationRule, Page, Schedule, ScheduleLayer, ScheduleOverride
 
 
 class LayerInline(admin.StackedInline):
@@ -42,3 +43,23 @@ class ScheduleOverrideAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(NotificationRule)
+class NotificationRuleAdmin(admin.ModelAdmin):
+    list_display = ["user", "channel", "endpoint", "delay_minutes"]
+    list_filter = ["channel"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Page)
+class PageAdmin(admin.ModelAdmin):
+    list_display = ["incident", "level", "recipient", "via", "channel", "state", "created_at", "link_used_at"]
+    list_filter = ["state", "channel", "level"]
+    list_select_related = ["incident", "user"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
