@@ -159,4 +159,5 @@ class ProblemReportAdmin(admin.ModelAdmin):
         return False
 
 
-from incidents import admin_alerting  # noqa: E402, F401 - registers the alert intake and notification admins
+# Register the alert intake, notification and on-call schedule admins.
+from incidents import admin_alerting, admin_schedules  # noqa: E402, F401

@@ -100,7 +100,7 @@ class EscalationContactAdmin(admin.ModelAdmin):
     list_display = ["level", "target", "note"]
     list_filter = ["level"]
     autocomplete_fields = ["user"]
-    list_select_related = ["user", "endpoint"]
+    list_select_related = ["user", "endpoint", "schedule"]
 
 
 @admin.register(SlaClock)

@@ -4,18 +4,20 @@ number of incidents; each has its own partial under templates/incidents/partials
 
 from datetime import datetime, timedelta
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Max, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from incidents.choices import Severity
-from incidents.models import Alert, Incident
+from incidents.models import Alert, Incident, PageState, Schedule
+from incidents.oncall import on_call_now, with_rotations
 from incidents.review_stats import due_context
 from opsportal.tagged_cache import get_or_set_tagged
 
 WINDOWS = (7, 30, 90)
 OPEN_LIMIT = 50
 FIRING_LIMIT = 50
+SCHEDULES_LIMIT = 50
 
 
 def open_incidents(now: datetime) -> dict:
@@ -43,6 +45,19 @@ def _state(incident: Incident, now: datetime) -> str:
     state = clock.state(now)
     states = {c["state"] for c in (state["ack"], state["resolve"]) if c}
     return "breached" if "breached" in states else ("running" if "running" in states else "met")
+
+
+def paging(now: datetime) -> dict:
+    """Who each schedule puts on call now (three queries for any number of schedules) and the open
+    incidents a level of which reached nobody."""
+    schedules = with_rotations(Schedule.objects.all(), now, now + timedelta(microseconds=1))[:SCHEDULES_LIMIT]
+    unpaged = (
+        Incident.objects.open()
+        .filter(pages__state=PageState.UNROUTED)
+        .annotate(unpaged_level=Max("pages__level", filter=Q(pages__state=PageState.UNROUTED)))
+        .order_by("severity", "detected_at")[:OPEN_LIMIT]
+    )
+    return {"on_call": on_call_now(schedules, now), "unpaged_incidents": list(unpaged)}
 
 
 def firing_alerts() -> dict:
@@ -98,6 +113,7 @@ def context() -> dict:
     return {
         "now": now,
         **open_incidents(now),
+        **paging(now),
         **firing_alerts(),
         "response_times": cached_response_times(now),
         **due_context(now),

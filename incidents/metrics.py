@@ -31,6 +31,16 @@ sla_breaches_total = Counter(
     "Acknowledgement or resolution deadlines missed.",
     ["kind"],
 )
+pages_total = Counter(
+    "pages_total",
+    "Pages sent to people (e-mail, personal webhook), by channel and outcome (sent, failed).",
+    ["channel", "result"],
+)
+pages_unrouted_total = Counter(
+    "pages_unrouted_total",
+    "Escalation levels that reached nobody (no contacts, nobody on call, no way to reach them).",
+    ["level"],
+)
 webhook_attempts_total = Counter(
     "webhook_attempts_total",
     "Outgoing webhook requests, by outcome (delivered, failed).",

@@ -19,9 +19,9 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from incidents import metrics
-from incidents.alerting import intake, notify
+from incidents.alerting import intake, notify, paging
 from incidents.choices import DeliveryState
-from incidents.models import AlertDelivery, PostIncidentReview, SlaClock, WebhookDelivery
+from incidents.models import AlertDelivery, Page, PostIncidentReview, SlaClock, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 REQUEUE_AFTER = timedelta(minutes=5)
@@ -87,9 +87,12 @@ def requeue_alert_deliveries() -> int:
 
 @shared_task
 def run_escalations() -> dict:
-    """Escalate unacknowledged incidents and record SLA breaches that are due."""
+    """Escalate unacknowledged incidents, record SLA breaches and queue the pages that are due
+    (delayed notification rules, retries of failed sends)."""
     now = timezone.now()
     done = {"escalated": 0, "ack": 0, "resolve": 0}
+    for pk in Page.objects.due(now).values_list("pk", flat=True)[:SWEEP_BATCH]:
+        send_page.delay(pk)
     for clock in SlaClock.objects.due_escalation(now)[:SWEEP_BATCH]:
         done["escalated"] += clock.escalate(now)
     for clock in SlaClock.objects.due_ack_breach(now)[:SWEEP_BATCH]:
@@ -97,6 +100,14 @@ def run_escalations() -> dict:
     for clock in SlaClock.objects.due_resolve_breach(now)[:SWEEP_BATCH]:
         done["resolve"] += clock.record_breach("resolve", now)
     return done
+
+
+@shared_task(acks_late=True)
+def send_page(page_id: int) -> None:
+    """Send one due page (a redelivered task finds it claimed or sent and stops)."""
+    page = paging.claim(page_id, timezone.now())
+    if page is not None:
+        paging.send(page, timezone.now())
 
 
 @shared_task

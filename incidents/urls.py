@@ -1,7 +1,7 @@
 from django.urls import path
 
 from incidents.views import incidents as views
-from incidents.views import integrations, reports, reviews, status
+from incidents.views import integrations, paging, reports, reviews, status
 
 app_name = "incidents"
 
@@ -21,6 +21,7 @@ urlpatterns = [
     path("<int:pk>/timeline/<int:event_id>/pin/", views.pin_entry, name="pin_entry"),
     path("<int:pk>/timeline/<int:event_id>/revisions/", views.revisions, name="revisions"),
     path("<int:pk>/public/", status.publish, name="publish"),
+    path("page/<str:token>/", paging.page_link, name="page_link"),
     path("reports/", reports.report_list, name="reports"),
     path("reports/<int:pk>/escalate/", reports.escalate, name="escalate_report"),
     path("reports/<int:pk>/dismiss/", reports.dismiss, name="dismiss_report"),

@@ -268,6 +268,8 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "ops-portal@localhost")
+# How long a page's one-click acknowledge link works (incidents/alerting/paging.py).
+PAGE_LINK_MAX_AGE_SECONDS = env_int("PAGE_LINK_MAX_AGE_SECONDS", 3600, minimum=60)
 
 # --- Alert intake ----------------------------------------------------------------------------
 # --- Ops: retention, maintenance mode (README "Configuration > Ops") ----------------------------

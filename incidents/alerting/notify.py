@@ -1,10 +1,10 @@
 """Who hears about what, and how a webhook request is made.
 
-- incident.created: the L1 contacts (the on-call engineer is paged) and every endpoint that
-  subscribes to it.
+- incident.created: the L1 contacts (the on-call engineer is paged: incidents/alerting/paging.py)
+  and every endpoint that subscribes to it.
 - incident.status_changed: every subscribed endpoint, and by email the contacts of the levels
-  the incident has reached (they were paged, they want to hear it was acknowledged/resolved).
-- incident.escalated: the contacts of the level reached and every subscribed endpoint.
+  the incident has reached and the people paged (they want to hear it was acknowledged/resolved).
+- incident.escalated: the contacts of the level reached (paged) and every subscribed endpoint.
 - review.overdue: every subscribed endpoint (mark_overdue_reviews e-mails the review's owner).
 - report.received: every subscribed endpoint (a problem report from the status page, without the
   reporter's name or e-mail).
@@ -24,8 +24,9 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents.alerting import paging
 from incidents.choices import EscalationLevel
-from incidents.models import EscalationContact, Incident, WebhookDelivery, WebhookEndpoint
+from incidents.models import EscalationContact, Incident, Page, WebhookDelivery, WebhookEndpoint
 from incidents.models.alerts import portal_base_url
 from incidents.models.notifications import RETRY_WINDOW, SIGNATURE_HEADER
 from incidents.models.report import REPORT_RECEIVED
@@ -147,8 +148,9 @@ def _notify(
     levels: list[int] = (),
     email_levels: list[int] = (),
 ) -> None:
-    """An incident's event: subscribed endpoints, the endpoints of the contacts at `levels`, and
-    e-mail to the people at `levels` and `email_levels`."""
+    """An incident's event: subscribed endpoints, the endpoints of the contacts at `levels`, a page
+    to each person the contacts at `levels` reach (incidents/alerting/paging.py), and e-mail to the
+    contacts of `email_levels` and to everyone paged for the incident so far."""
     contacts = list(
         EscalationContact.objects.filter(level__in={*levels, *email_levels}).select_related("user", "endpoint")
     )
@@ -165,7 +167,17 @@ def _notify(
         summary=incident.summary,
     )
     _deliver(notification, endpoints.values(), source_key=source_key, incident=incident)
-    emails = _emails(contacts)
+    for level in levels:
+        paging.page_level(incident, level, source_key=source_key, text=text)
+    emails = set(_emails([c for c in contacts if c.level in email_levels]))
+    if email_levels:
+        emails |= set(
+            Page.objects.filter(incident=incident, user__isnull=False, user__is_active=True)
+            .exclude(user__email="")
+            .values_list("user__email", flat=True)
+        )
+        emails |= set(Page.objects.filter(incident=incident).exclude(address="").values_list("address", flat=True))
+    emails = sorted(emails)
     if emails:
         from incidents.tasks import send_notification_email
 

@@ -8,7 +8,7 @@ from django.dispatch import receiver
 from incidents import signals
 from incidents.alerting import notify
 from incidents.choices import Status
-from incidents.models import SlaClock
+from incidents.models import Page, SlaClock
 
 
 @receiver(signals.incident_declared, dispatch_uid="opsportal-clock-start")
@@ -23,6 +23,12 @@ def status_changed(sender, incident, previous, status, by, event, **kwargs) -> N
         clock = SlaClock.objects.filter(pk=incident.pk).first()
         if clock is not None:
             clock.stop_acknowledgement(event.occurred_at, by=by)
+        if (
+            by is not None
+            and incident.commander_id is None
+            and Page.objects.filter(incident=incident, user=by).exists()
+        ):
+            incident.take_command(by=by, reason="acknowledged the page and became commander.")
     notify.notify_status_changed(incident, previous=previous, status=status, by=by, source_event=event)
 
 

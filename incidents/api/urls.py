@@ -10,6 +10,7 @@ from incidents.api.reviews import (
     ReviewExportView,
     ReviewViewSet,
 )
+from incidents.api.schedules import LayerViewSet, OverrideViewSet, ScheduleViewSet
 from incidents.api.views import IncidentViewSet, TimelineEventViewSet
 from incidents.api.webhooks import RedeliverView
 
@@ -19,6 +20,9 @@ router.register(r"incidents/(?P<incident_pk>\d+)/timeline", TimelineEventViewSet
 router.register("reviews", ReviewViewSet, basename="review")
 router.register("action-items", ActionItemViewSet, basename="action-item")
 router.register("reports", ProblemReportViewSet, basename="report")
+router.register("schedules", ScheduleViewSet, basename="schedule")
+router.register("schedule-layers", LayerViewSet, basename="schedule-layer")
+router.register("schedule-overrides", OverrideViewSet, basename="schedule-override")
 
 urlpatterns = [
     path("incidents/<int:pk>/review/", IncidentReviewView.as_view(), name="incident-review"),

@@ -12,6 +12,7 @@ from incidents.models.incident import (
     TimelineEventRevision,
 )
 from incidents.models.notifications import WebhookDelivery, WebhookEndpoint
+from incidents.models.paging import NotificationRule, Page, PageChannel, PageState
 from incidents.models.report import ProblemReport
 from incidents.models.review import (
     ActionItem,
@@ -20,6 +21,7 @@ from incidents.models.review import (
     ReviewChange,
     ReviewReopening,
 )
+from incidents.models.schedules import LayerParticipant, Schedule, ScheduleLayer, ScheduleOverride
 
 __all__ = [
     "ROLE_FIELDS",
@@ -32,11 +34,19 @@ __all__ = [
     "Incident",
     "IncidentQuerySet",
     "Integration",
+    "LayerParticipant",
+    "NotificationRule",
+    "Page",
+    "PageChannel",
+    "PageState",
     "PostIncidentReview",
     "ProblemReport",
     "PublishIncomplete",
     "ReviewChange",
     "ReviewReopening",
+    "Schedule",
+    "ScheduleLayer",
+    "ScheduleOverride",
     "Service",
     "SlaClock",
     "TimelineEvent",

@@ -50,13 +50,17 @@ class EscalationPolicy(models.Model):
 
 
 class EscalationContact(models.Model):
-    """Who is told when an incident reaches a level: a user, an email address or a webhook endpoint."""
+    """Who is paged when an incident reaches a level: whoever a schedule puts on call when the level
+    fires, a user, an email address or a webhook endpoint."""
 
     level = models.PositiveSmallIntegerField(choices=EscalationLevel.choices)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
     email = models.EmailField(blank=True)
     endpoint = models.ForeignKey(
         "incidents.WebhookEndpoint", null=True, blank=True, on_delete=models.CASCADE, related_name="contacts"
+    )
+    schedule = models.ForeignKey(
+        "incidents.Schedule", null=True, blank=True, on_delete=models.CASCADE, related_name="contacts"
     )
     note = models.CharField(max_length=200, blank=True, help_text="E.g. 'backend lead' or 'DBA on call'.")
 
@@ -66,9 +70,10 @@ class EscalationContact(models.Model):
             # Exactly one way to reach each contact.
             models.CheckConstraint(
                 condition=(
-                    Q(user__isnull=False, email="", endpoint__isnull=True)
-                    | Q(user__isnull=True, endpoint__isnull=True) & ~Q(email="")
-                    | Q(user__isnull=True, email="", endpoint__isnull=False)
+                    Q(user__isnull=False, email="", endpoint__isnull=True, schedule__isnull=True)
+                    | Q(user__isnull=True, endpoint__isnull=True, schedule__isnull=True) & ~Q(email="")
+                    | Q(user__isnull=True, email="", endpoint__isnull=False, schedule__isnull=True)
+                    | Q(user__isnull=True, email="", endpoint__isnull=True, schedule__isnull=False)
                 ),
                 name="contact_exactly_one_target",
             ),
@@ -83,11 +88,13 @@ class EscalationContact(models.Model):
             return self.user.get_username()
         if self.endpoint_id:
             return f"webhook {self.endpoint.name}"
+        if self.schedule_id:
+            return f"schedule {self.schedule.name}"
         return self.email
 
     def clean(self) -> None:
-        if sum([bool(self.user_id), bool(self.email), bool(self.endpoint_id)]) != 1:
-            raise ValidationError("Give exactly one of: a user, an email address or a webhook endpoint.")
+        if sum([bool(self.user_id), bool(self.email), bool(self.endpoint_id), bool(self.schedule_id)]) != 1:
+            raise ValidationError("Give exactly one of: a schedule, a user, an email address or a webhook endpoint.")
 
 
 class SlaClockQuerySet(models.QuerySet):

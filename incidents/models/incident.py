@@ -203,6 +203,18 @@ class Incident(models.Model):
         self.refresh_from_db()
         return self
 
+    def take_command(self, *, by, reason: str) -> bool:
+        """`by` becomes commander if the incident has none (an on-call person acknowledging)."""
+        with transaction.atomic():
+            locked = type(self).objects.select_for_update().get(pk=self.pk)
+            if locked.commander_id is not None:
+                return False
+            locked.commander = by
+            locked.save(update_fields=["commander", "updated_at"])
+            TimelineEvent.record(locked, kind=EventKind.ACTION, author=by, body=f"{_user_name(by)} {reason}")
+        self.commander = by
+        return True
+
     def set_public(self, *, by, public: bool) -> "Incident":
         """Show the incident on the public status page, or take it off; the timeline records it."""
         with transaction.atomic():

@@ -25,6 +25,7 @@ from incidents.models import Incident, Service, TimelineEvent
 from opsportal.errors import REFUSALS, StaleVersion, status_of
 from opsportal.roles import responder_required
 
+PAGES_SHOWN = 200  # the notification log on the incident page
 TIMELINE_WINDOW = 100  # entries per page of the timeline; older ones load on demand
 
 
@@ -101,6 +102,7 @@ def detail(request, pk: int):
     context = _timeline_context(request, incident)
     context["details_form"] = _details_form(incident)
     context["alerts"] = list(incident.alerts.all()[:200])
+    context["pages"] = list(incident.pages.select_related("user", "rule", "delivery")[:PAGES_SHOWN])
     return render(request, "incidents/detail.html", context)
 
 

@@ -132,7 +132,7 @@ def test_soft_delete_and_restore(api, incident, note):
 
 
 def test_system_events_cannot_be_edited_or_deleted_but_can_be_annotated(api, incident):
-    system = incident.events.get(source="system")
+    system = incident.events.get(source="system", kind="status_change")
     response = api.patch(url(incident, system.pk), {"version": 1, "body": "rewritten"}, format="json")
     assert response.status_code == 400
     assert "annotation" in response.json()["detail"]

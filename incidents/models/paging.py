@@ -1,0 +1,131 @@
+"""Pages: the notification log of an incident, one row per person (or address) paged.
+
+A page is written in the transaction of the change that causes it (the incident opened, a level
+escalated), with `due_at` from the person's notification rule (e-mail at once, a webhook after
+two minutes …). The escalation sweep sends the due ones; a page whose incident was acknowledged
+before it was due is cancelled, not sent. A level that resolves to nobody writes an `unrouted`
+page, a timeline warning and a metric: it never passes silently.
+
+A page to a person carries a signed one-time acknowledge link (incidents/paging.py).
+"""
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from incidents.choices import EscalationLevel
+from incidents.models.incident import Incident
+
+DELAY_MAX_MINUTES = 24 * 60
+
+
+class PageChannel(models.TextChoices):
+    EMAIL = "email", "E-mail"
+    WEBHOOK = "webhook", "Personal webhook"
+    NONE = "none", "Nobody to page"
+
+
+class PageState(models.TextChoices):
+    PENDING = "pending", "Waiting"
+    SENT = "sent", "Delivered"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Not sent (acknowledged first)"
+    UNROUTED = "unrouted", "Nobody to page"
+
+
+class NotificationRule(models.Model):
+    """How and when a person is paged: each rule is a channel and a delay after the page."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_rules")
+    channel = models.CharField(
+        max_length=8, choices=[c for c in PageChannel.choices if c[0] != PageChannel.NONE], default=PageChannel.EMAIL
+    )
+    endpoint = models.ForeignKey(
+        "incidents.WebhookEndpoint",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The personal webhook (a chat or push service URL) for the webhook channel.",
+    )
+    delay_minutes = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(DELAY_MAX_MINUTES)],
+        help_text="Minutes after the page, if nobody has acknowledged by then.",
+    )
+
+    class Meta:
+        ordering = ["user", "delay_minutes", "id"]
+        constraints = [
+            # A webhook rule names its endpoint; an e-mail rule goes to the user's address.
+            models.CheckConstraint(
+                condition=Q(channel="webhook", endpoint__isnull=False) | Q(channel="email", endpoint__isnull=True),
+                name="notificationrule_endpoint_for_webhook",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.get_channel_display()} after {self.delay_minutes} min"
+
+
+class PageQuerySet(models.QuerySet):
+    def due(self, now):
+        return self.filter(state=PageState.PENDING, due_at__lte=now)
+
+
+class Page(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="pages")
+    level = models.PositiveSmallIntegerField(choices=EscalationLevel.choices)
+    source_key = models.CharField(max_length=120, help_text="What caused it (e.g. timeline:42).")
+    key = models.CharField(max_length=400, editable=False, help_text="source_key, via, recipient, channel and rule.")
+    text = models.CharField(max_length=300, help_text="What the page says (its e-mail subject).")
+    via = models.CharField(max_length=200, help_text="The escalation target that led here, e.g. 'schedule Primary'.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    address = models.CharField(max_length=254, blank=True, help_text="E-mail address of a contact without an account.")
+    channel = models.CharField(max_length=8, choices=PageChannel.choices)
+    rule = models.ForeignKey(NotificationRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    delivery = models.ForeignKey(
+        "incidents.WebhookDelivery", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=10, choices=PageState.choices, default=PageState.PENDING)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    due_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    link_used_at = models.DateTimeField(null=True, blank=True, help_text="When its acknowledge link was used.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = PageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # A sweep or notification task that runs twice pages nobody twice for the same cause.
+            models.UniqueConstraint(fields=["incident", "key"], name="page_once_per_cause"),
+        ]
+        indexes = [
+            # The sweep: pages waiting for their delay.
+            models.Index(fields=["due_at"], name="page_due_idx", condition=Q(state="pending")),
+            # The dashboard: open incidents with a level nobody was paged for.
+            models.Index(fields=["incident"], name="page_unrouted_idx", condition=Q(state="unrouted")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident.reference} L{self.level} → {self.recipient} ({self.state})"
+
+    def save(self, *args, **kwargs):
+        if not self.key:
+            self.key = (
+                f"{self.source_key}|{self.via}|{self.user_id or ''}|{self.address}|{self.channel}|{self.rule_id or ''}"
+            )
+        super().save(*args, **kwargs)
+
+    @property
+    def recipient(self) -> str:
+        if self.user_id:
+            return self.user.get_username()
+        return self.address or "nobody"
