@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0014_schedules'),
+        ('incidents', '0015_schedules'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
