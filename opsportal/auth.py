@@ -25,7 +25,6 @@ from django.urls import reverse_lazy
 from django_ratelimit.core import get_usage
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -33,6 +32,8 @@ from rest_framework.views import APIView
 from opsportal import metrics
 from opsportal.client_ip import client_ip, ratelimit_key
 from opsportal.lockout import lockout_response, too_many_attempts
+from opsportal.models import ApiToken
+from opsportal.tokens import HashedTokenAuthentication
 
 logger = logging.getLogger("opsportal.auth")
 
@@ -136,7 +137,11 @@ class TokenLoginSerializer(serializers.Serializer):
 
 
 class TokenLoginView(APIView):
-    """POST /api/auth/token/ {username, password} → {token}: for scripts; same lockout as the login page."""
+    """POST /api/auth/token/ {username, password} → {token}: for scripts; same lockout as the login page.
+
+    Each sign-in issues a new key, shown in this answer only (the portal keeps its hash); earlier
+    keys stay valid until an admin deletes them, or their holder does with DELETE.
+    """
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -160,5 +165,18 @@ class TokenLoginView(APIView):
                 {"detail": "Unable to sign in with the provided credentials."}, status=status.HTTP_400_BAD_REQUEST
             )
         user_logged_in.send(sender=type(user), request=django_request, user=user)
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        _, key = ApiToken.issue(user)
+        return Response({"token": key})
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request) -> HttpResponse:
+        """DELETE /api/auth/token/ with `Authorization: Token <key>`: revoke that key."""
+        # Authenticated here, not by authentication_classes: a stale key sent along with a sign-in
+        # must not turn the POST into a 401.
+        found = HashedTokenAuthentication().authenticate(request)
+        if found is None:
+            return Response(
+                {"detail": "Send the key to revoke as Authorization: Token <key>."}, status=status.HTTP_400_BAD_REQUEST
+            )
+        found[1].delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
