@@ -289,9 +289,8 @@ MIDDLEWARE = [
 ]
 
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+# With a count, the networks say which peers are our proxies (loopback always is).
 TRUSTED_PROXY_CIDRS = env_networks("TRUSTED_PROXY_CIDRS")
-if TRUSTED_PROXY_COUNT and TRUSTED_PROXY_CIDRS:
-    raise ImproperlyConfigured("Set TRUSTED_PROXY_COUNT or TRUSTED_PROXY_CIDRS, not both.")
 
 AUTH_LOGIN_MAX_ATTEMPTS = env_int("AUTH_LOGIN_MAX_ATTEMPTS", 5, minimum=1)
 AUTH_LOGIN_ATTEMPT_WINDOW_MINUTES = env_int("AUTH_LOGIN_ATTEMPT_WINDOW_MINUTES", 15, minimum=1)
