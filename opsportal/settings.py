@@ -285,7 +285,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "ops.maintenance.MaintenanceModeMiddleware",
     "axes.middleware.AxesMiddleware",  # turns a lockout into the 429 answer; last, as axes asks
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "opsportal.metrics.PrometheusAfterMiddleware",  # django_prometheus's, with bounded labels
 ]
 
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)

@@ -177,3 +177,16 @@ def test_bad_configuration_fails_at_start_naming_the_variable(env, message):
 
     result = load_settings(**env)
     assert result.returncode != 0 and "ImproperlyConfigured" in result.stderr and message in result.stderr
+
+
+def test_made_up_methods_and_statuses_add_no_series(enabled):
+    client = Client()
+    client.generic("M123", "/health")
+    client.generic("PROPFIND", "/api/incidents/")
+    before = series(scrape())
+    for n in range(5):
+        client.generic(f"X{n}", "/health")
+    text = scrape()
+    assert "M123" not in text and "PROPFIND" not in text and "X3" not in text
+    assert 'method="other"' in text
+    assert {name for name in series(text) - before if "health" in name} == set()  # five methods, no new series
