@@ -281,6 +281,7 @@ INSTALLED_APPS += ["axes", "django_ratelimit", "django_prometheus", "csp"]
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "opsportal.middleware.RequestObservabilityMiddleware",
+    "opsportal.input_guard.RefuseNulMiddleware",  # before anything reads a field into a query
     *MIDDLEWARE,
     "csp.middleware.CSPMiddleware",
     "ops.maintenance.MaintenanceModeMiddleware",
