@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 
 from incidents.models import Incident, ProblemReport, Service, TimelineEvent, TimelineEventRevision
 from opsportal.errors import DomainError
+from opsportal.roles import is_admin
 
 
 @admin.register(Service)
@@ -20,6 +21,12 @@ class ServiceAdmin(admin.ModelAdmin):
             },
         ),
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        # Connection settings name hosts and where credentials come from: admins only. Left out
+        # of the form, they can be neither read nor changed by other staff.
+        fieldsets = super().get_fieldsets(request, obj)
+        return fieldsets if is_admin(request.user) else fieldsets[:1]
 
 
 class TimelineEventInline(admin.TabularInline):

@@ -16,6 +16,7 @@ from incidents.models import (
     WebhookEndpoint,
 )
 from incidents.notifications.registry import event_choices, webhook_format_choices
+from opsportal.admin import AdminRoleRequired
 from opsportal.errors import DomainError
 
 
@@ -38,7 +39,7 @@ def _show_urls(request, title: str, urls: list[tuple[Integration, str]]):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(admin.ModelAdmin):
+class IntegrationAdmin(AdminRoleRequired, admin.ModelAdmin):
     list_display = ["name", "kind", "default_service", "default_severity", "run_first_look", "token_hint", "created_at"]
     list_filter = ["kind", "run_first_look"]
     search_fields = ["name"]
@@ -134,8 +135,8 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
-    """Events are ticked, not typed as JSON."""
+class WebhookEndpointAdmin(AdminRoleRequired, admin.ModelAdmin):
+    """Events are ticked, not typed as JSON. The signing secret makes it admins' only."""
 
     form = WebhookEndpointForm
     list_display = ["name", "url", "format", "enabled", "created_at"]

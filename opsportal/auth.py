@@ -1,8 +1,17 @@
-"""Sign-in endpoints: the portal's login page and the API's token login, behind the same guards.
+"""Sign-in endpoints: the portal's login page, the API's token login and the password reset, behind
+the same guards.
 
 1. The per-IP auth limiter (django-ratelimit, AUTH_RATE_LIMIT, all usernames together): one
-   address cannot spray passwords across many accounts. Answers 429 with Retry-After.
+   address cannot spray passwords across many accounts. Answers 429 with Retry-After. The
+   password-reset pages count against the same limit: asking for links and trying reset tokens
+   are sign-in attempts too.
 2. The (username, client IP) lockout (django-axes with opsportal.lockout.LockoutHandler).
+
+Password reset exists only when the portal can deliver e-mail (`password_reset_enabled`): with the
+console backend the link would be printed to stdout, where anyone who reads the logs could use
+it. Off, its pages answer 404 and no page links to them. On, the answer is the same whether or
+not the address belongs to anyone, and the reset token never reaches a log (opsportal/logging.py
+masks it in every path).
 """
 
 import logging
@@ -10,11 +19,12 @@ import logging
 from django.conf import settings
 from django.contrib.auth import authenticate, user_logged_in
 from django.contrib.auth import views as auth_views
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse_lazy
 from django_ratelimit.core import get_usage
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +32,8 @@ from rest_framework.views import APIView
 from opsportal import metrics
 from opsportal.client_ip import client_ip, ratelimit_key
 from opsportal.lockout import lockout_response, too_many_attempts
+from opsportal.models import ApiToken
+from opsportal.tokens import HashedTokenAuthentication
 
 logger = logging.getLogger("opsportal.auth")
 
@@ -50,6 +62,62 @@ def _limited_message(wait: int) -> str:
     return f"Too many sign-in attempts from your network. Wait {wait} seconds and try again."
 
 
+# Backends that deliver nothing to the user: the console one prints the message (and its reset
+# link) into the logs, the dummy one drops it.
+_UNDELIVERED_EMAIL_BACKENDS = {
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+}
+
+
+def password_reset_enabled() -> bool:
+    """True when EMAIL_BACKEND actually delivers mail, so a reset link reaches only its owner."""
+    return settings.EMAIL_BACKEND not in _UNDELIVERED_EMAIL_BACKENDS
+
+
+class _PasswordResetGuard:
+    """404 while password reset is off; the per-IP sign-in limiter on every POST."""
+
+    template_name: str
+
+    def dispatch(self, request, *args, **kwargs):
+        if not password_reset_enabled():
+            raise Http404("Password reset is not available: the portal sends no e-mail.")
+        if request.method == "POST":
+            wait = auth_rate_limited(request)
+            if wait is not None:
+                message = f"Too many attempts from your network. Wait {wait} seconds and try again."
+                response = render(request, self.template_name, {"refusal": message}, status=429)
+                response["Retry-After"] = str(wait)
+                return response
+        return super().dispatch(request, *args, **kwargs)
+
+
+class PasswordResetView(_PasswordResetGuard, auth_views.PasswordResetView):
+    """Asks for an address; answers with the same page whether or not an account has it."""
+
+    success_url = reverse_lazy("password_reset_done")
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+
+    def form_valid(self, form):
+        # The link starts with PORTAL_BASE_URL, never with the request's (caller-chosen) Host header.
+        self.extra_email_context = {"portal_base_url": settings.PORTAL_BASE_URL.rstrip("/")}
+        return super().form_valid(form)
+
+
+class PasswordResetDoneView(_PasswordResetGuard, auth_views.PasswordResetDoneView):
+    pass
+
+
+class PasswordResetConfirmView(_PasswordResetGuard, auth_views.PasswordResetConfirmView):
+    success_url = reverse_lazy("password_reset_complete")
+
+
+class PasswordResetCompleteView(_PasswordResetGuard, auth_views.PasswordResetCompleteView):
+    pass
+
+
 class LoginView(auth_views.LoginView):
     """Django's login page (same URL, same `username`/`password` fields) behind the per-IP limiter."""
 
@@ -59,6 +127,9 @@ class LoginView(auth_views.LoginView):
             return too_many_attempts(request, message=_limited_message(wait), retry_after=wait)
         return super().post(request, *args, **kwargs)
 
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "password_reset_enabled": password_reset_enabled()}
+
 
 class TokenLoginSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
@@ -66,7 +137,11 @@ class TokenLoginSerializer(serializers.Serializer):
 
 
 class TokenLoginView(APIView):
-    """POST /api/auth/token/ {username, password} → {token}: for scripts; same lockout as the login page."""
+    """POST /api/auth/token/ {username, password} → {token}: for scripts; same lockout as the login page.
+
+    Each sign-in issues a new key, shown in this answer only (the portal keeps its hash); earlier
+    keys stay valid until an admin deletes them, or their holder does with DELETE.
+    """
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -90,5 +165,18 @@ class TokenLoginView(APIView):
                 {"detail": "Unable to sign in with the provided credentials."}, status=status.HTTP_400_BAD_REQUEST
             )
         user_logged_in.send(sender=type(user), request=django_request, user=user)
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        _, key = ApiToken.issue(user)
+        return Response({"token": key})
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request) -> HttpResponse:
+        """DELETE /api/auth/token/ with `Authorization: Token <key>`: revoke that key."""
+        # Authenticated here, not by authentication_classes: a stale key sent along with a sign-in
+        # must not turn the POST into a 401.
+        found = HashedTokenAuthentication().authenticate(request)
+        if found is None:
+            return Response(
+                {"detail": "Send the key to revoke as Authorization: Token <key>."}, status=status.HTTP_400_BAD_REQUEST
+            )
+        found[1].delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)

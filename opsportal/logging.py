@@ -8,7 +8,10 @@ also `method`, `route` and `user_id`.
 Redaction runs on the finished record, whatever logged it: values under sensitive keys
 (password, token, secret, cookie, authorization, email, phone...) are replaced, and e-mail
 addresses, phone numbers, bearer/token credentials and cookie or password assignments inside any
-text (messages, tracebacks, extra fields) are masked.
+text (messages, tracebacks, extra fields) are masked. So are the credentials that travel in URL
+paths, wherever a path is logged (the request line's `path`, `django.request` warnings, a
+traceback): the token of an alert-intake URL (`/api/integrations/<kind>/<token>/`) and the token
+of a password-reset link (`/accounts/reset/<uid>/<token>/`).
 """
 
 import contextvars
@@ -43,6 +46,14 @@ _ASSIGNMENT = re.compile(
 # A credential after its scheme word, without a header name: "Bearer eyJhbGciOi...".
 _SCHEME = re.compile(r"(?P<key>\b(?:bearer|token|basic)\s+)(?P<value>[A-Za-z0-9._~+/=-]{16,})", re.IGNORECASE)
 
+# Credentials that are path segments: the intake token (the sender's only credential) and the
+# password-reset token ("set-password" is the placeholder Django redirects to, not a secret).
+_PATH_SECRET = re.compile(
+    r"(?P<key>/(?:api/integrations|accounts/reset)/[^/\s?#\"']+/)(?!set-password(?:[/\s?#\"']|$))"
+    r"(?P<value>[^/\s?#&\"']+)",
+    re.IGNORECASE,
+)
+
 
 def _phone(match: re.Match) -> str:
     text = match.group(0)
@@ -54,6 +65,7 @@ def _phone(match: re.Match) -> str:
 
 
 def redact_text(text: str) -> str:
+    text = _PATH_SECRET.sub(lambda m: m.group("key") + REDACTED, text)
     text = _EMAIL.sub("[email]", text)
     text = _ASSIGNMENT.sub(lambda m: m.group("key") + REDACTED, text)
     text = _SCHEME.sub(lambda m: m.group("key") + REDACTED, text)

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django_prometheus import middleware as django_prometheus_middleware
 from prometheus_client import Counter, Histogram, multiprocess
 
 from opsportal.client_ip import client_ip
@@ -98,9 +99,27 @@ def observe_incident_stamp(stamp: str, *, severity: str, detected_at, at) -> Non
         histogram.labels(severity=label(severity)).observe(max((at - detected_at).total_seconds(), 0.0))
 
 
+def http_method(method: str) -> str:
+    """The method as a label: one of HTTP_METHODS, else "other" (`curl -X M123` adds no series)."""
+    return method if method in HTTP_METHODS else "other"
+
+
+def http_status(status: int) -> str:
+    return str(status) if 100 <= status <= 599 else "other"
+
+
 def observe_request(method: str, route: str, status: int) -> None:
-    method = method if method in HTTP_METHODS else "other"
-    http_requests_total.labels(method=method, route=route, status=str(status)).inc()
+    http_requests_total.labels(method=http_method(method), route=route, status=http_status(status)).inc()
+
+
+class PrometheusAfterMiddleware(django_prometheus_middleware.PrometheusAfterMiddleware):
+    """django_prometheus's middleware with its `method` labels bounded like ours: it passes the raw
+    request method to its latency histogram, so every made-up method was a new series."""
+
+    def label_metric(self, metric, request, response=None, **labels):
+        if "method" in labels:
+            labels["method"] = http_method(labels["method"])
+        return super().label_metric(metric, request, response, **labels)
 
 
 def request_route(request: HttpRequest) -> str:

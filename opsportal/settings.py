@@ -51,7 +51,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # only for its table, which opsportal's migration emptied into ApiToken
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -223,7 +223,7 @@ WHITENOISE_USE_FINDERS = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "opsportal.tokens.HashedTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["opsportal.roles.IsViewer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -290,17 +290,17 @@ INSTALLED_APPS += ["axes", "django_ratelimit", "django_prometheus", "csp"]
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "opsportal.middleware.RequestObservabilityMiddleware",
+    "opsportal.input_guard.RefuseNulMiddleware",  # before anything reads a field into a query
     *MIDDLEWARE,
     "csp.middleware.CSPMiddleware",
     "ops.maintenance.MaintenanceModeMiddleware",
     "axes.middleware.AxesMiddleware",  # turns a lockout into the 429 answer; last, as axes asks
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "opsportal.metrics.PrometheusAfterMiddleware",  # django_prometheus's, with bounded labels
 ]
 
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+# With a count, the networks say which peers are our proxies (loopback always is).
 TRUSTED_PROXY_CIDRS = env_networks("TRUSTED_PROXY_CIDRS")
-if TRUSTED_PROXY_COUNT and TRUSTED_PROXY_CIDRS:
-    raise ImproperlyConfigured("Set TRUSTED_PROXY_COUNT or TRUSTED_PROXY_CIDRS, not both.")
 
 AUTH_LOGIN_MAX_ATTEMPTS = env_int("AUTH_LOGIN_MAX_ATTEMPTS", 5, minimum=1)
 AUTH_LOGIN_ATTEMPT_WINDOW_MINUTES = env_int("AUTH_LOGIN_ATTEMPT_WINDOW_MINUTES", 15, minimum=1)

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -30,8 +31,15 @@ urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),
     path("status/", status_views.status_page, name="status"),
     path("status/report/", status_views.submit_report, name="status-report"),
-    path("accounts/login/", auth.LoginView.as_view(), name="login"),  # before Django's: adds the limiter
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/login/", auth.LoginView.as_view(), name="login"),  # adds the limiter to Django's
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password_change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    # Django's reset URLs, behind opsportal.auth's guard: 404 unless e-mail is delivered, limited per IP.
+    path("accounts/password_reset/", auth.PasswordResetView.as_view(), name="password_reset"),
+    path("accounts/password_reset/done/", auth.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("accounts/reset/<uidb64>/<token>/", auth.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("accounts/reset/done/", auth.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("incidents/", include("incidents.urls")),
     path("ops/", include("ops.urls")),
     path("ops/", include((alerting_patterns, "alerting"))),

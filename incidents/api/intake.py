@@ -5,7 +5,8 @@ The token in the URL is the credential (Alertmanager's webhook_configs cannot si
 The payload is validated and stored before the answer, and applied by a worker:
 
 - 202 stored and queued (also for a redelivery of a stored payload: nothing changes);
-- 400 malformed JSON or wrong shape, naming the field; 404 unknown kind or token; 413 over 1 MiB;
+- 400 malformed JSON or wrong shape, naming the field; 404 unknown kind or token; 413 over 1 MiB
+  (with or without Content-Length: a chunked body is read up to the same cap);
 - 503 when the payload cannot be stored or queued, so Alertmanager retries.
 """
 
@@ -64,7 +65,7 @@ class AlertIntakeView(APIView):
             return _unavailable("The database is unavailable.")
         if integration is None:
             return Response({"detail": "Unknown integration token."}, status=status.HTTP_404_NOT_FOUND)
-        body = request._request.read(MAX_BODY_BYTES + 1)  # the raw stream, capped: DRF's parsers never see it
+        body = _read_body(request._request)
         if len(body) > MAX_BODY_BYTES:
             return _too_large()
         try:
@@ -87,6 +88,25 @@ class AlertIntakeView(APIView):
             },
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+def _read_body(request) -> bytes:
+    """The raw body, at most MAX_BODY_BYTES + 1 bytes of it: DRF's parsers never see it.
+
+    A chunked request has no Content-Length, so Django's own stream reads it as empty; the
+    server's input stream (gunicorn de-chunks it) is read then, with the same cap.
+    """
+    stream = request
+    if not request.META.get("CONTENT_LENGTH") and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        stream = request.META["wsgi.input"]
+    parts, size = [], 0
+    while size <= MAX_BODY_BYTES:
+        part = stream.read(min(65_536, MAX_BODY_BYTES + 1 - size))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
 
 
 def _too_large() -> Response:

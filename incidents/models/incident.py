@@ -294,6 +294,15 @@ class TimelineEventQuerySet(models.QuerySet):
         return self.select_related("author", "edited_by", "deleted_by")
 
 
+def capped(body: str) -> str:
+    """`body` within TIMELINE_BODY_MAX_LENGTH, ending with a note of how much was left out."""
+    limit = settings.TIMELINE_BODY_MAX_LENGTH
+    if len(body) <= limit:
+        return body
+    kept = limit - 64  # room for the note
+    return body[:kept] + f"\n\n… ({len(body) - kept:,} more characters left out)"
+
+
 class TimelineEvent(models.Model):
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     occurred_at = models.DateTimeField(default=timezone.now)
@@ -354,11 +363,15 @@ class TimelineEvent(models.Model):
 
     @classmethod
     def record(cls, incident, *, kind, body, author=None, occurred_at=None) -> "TimelineEvent":
-        """A system event: written by the portal itself, never edited afterwards."""
+        """A system event: written by the portal itself, never edited afterwards.
+
+        Bodies built from what others sent (alert labels, annotations, values) are held to the
+        same length as a person's entry: cut, and the cut said.
+        """
         return cls.objects.create(
             incident=incident,
             kind=kind,
-            body=body,
+            body=capped(body),
             author=author,
             occurred_at=occurred_at or timezone.now(),
             source=EventSource.SYSTEM,

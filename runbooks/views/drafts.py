@@ -46,6 +46,9 @@ def open_draft(request, item_id: int):
     return redirect(url)
 
 
+DRAFT_ACTIONS = ("save", "publish", "discard")
+
+
 @responder_required
 def draft_page(request, pk: int):
     draft = get_object_or_404(
@@ -55,7 +58,10 @@ def draft_page(request, pk: int):
     status, error = 200, ""
     if request.method == "POST":
         action = request.POST.get("action", "save")
-        if action in ("save", "publish") and not form.is_valid():
+        if action not in DRAFT_ACTIONS:
+            choices = ", ".join(DRAFT_ACTIONS)
+            status, error = 400, f"action: unknown action {action[:40]!r}; use one of {choices}."
+        elif action in ("save", "publish") and not form.is_valid():
             status = 400
         else:
             try:

@@ -68,12 +68,13 @@ def test_restore_for_every_role(api_for, objects, responder, role):
 
 
 def test_token_auth_works_for_scripts(responder, incident):
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
-    token = Token.objects.create(user=responder)
+    from opsportal.models import ApiToken
+
+    _, key = ApiToken.issue(responder)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert client.get("/api/incidents/").status_code == 200
     response = client.post(f"/api/incidents/{incident.pk}/transition/", {"to": "acknowledged"}, format="json")
     assert response.status_code == 200

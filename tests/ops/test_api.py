@@ -62,13 +62,13 @@ def test_session_callers_need_the_csrf_token(admin_user, method, path, body):
 
 
 def test_a_token_caller_needs_no_csrf(admin_user):
-    from rest_framework.authtoken.models import Token
+    from opsportal.models import ApiToken
 
-    token = Token.objects.create(user=admin_user)
+    _, key = ApiToken.issue(admin_user)
     client = Client(enforce_csrf_checks=True)
     response = client.post(
         "/api/ops/retention/run", {"dry_run": True}, content_type="application/json",
-        headers={"Authorization": f"Token {token.key}"},
+        headers={"Authorization": f"Token {key}"},
     )  # fmt: skip
     assert response.status_code == 200 and response.json()["detail"].startswith("Dry run: would remove")
 

@@ -149,6 +149,7 @@ def test_cidr_guard_behind_a_trusted_proxy(enabled):
     enabled.METRICS_GUARD = "cidr"
     enabled.METRICS_GUARD_ALLOWLIST = [ipaddress.ip_network("10.0.0.0/8")]
     enabled.TRUSTED_PROXY_COUNT = 1
+    enabled.TRUSTED_PROXY_CIDRS = [ipaddress.ip_network("172.16.0.0/12")]
     proxy = Client(REMOTE_ADDR="172.16.0.2")
     assert proxy.get("/metrics", HTTP_X_FORWARDED_FOR="10.1.2.3").status_code == 200
     assert proxy.get("/metrics", HTTP_X_FORWARDED_FOR="10.1.2.3, 192.0.2.10").status_code == 403
@@ -165,7 +166,8 @@ def test_only_get(enabled, client):
         ({"METRICS_GUARD": "secret", "METRICS_GUARD_SECRET": "short"}, "METRICS_GUARD_SECRET"),
         ({"METRICS_GUARD": "cidr"}, "METRICS_GUARD_ALLOWLIST"),
         ({"METRICS_GUARD": "cidr", "METRICS_GUARD_ALLOWLIST": "10.0.0.0/33"}, "METRICS_GUARD_ALLOWLIST"),
-        ({"TRUSTED_PROXY_COUNT": "1", "TRUSTED_PROXY_CIDRS": "10.0.0.0/8"}, "TRUSTED_PROXY"),
+        ({"TRUSTED_PROXY_COUNT": "-1"}, "TRUSTED_PROXY_COUNT"),
+        ({"TRUSTED_PROXY_CIDRS": "10.0.0.0/33"}, "TRUSTED_PROXY_CIDRS"),
         ({"AUTH_RATE_LIMIT": "fast"}, "AUTH_RATE_LIMIT"),
         ({"AUTH_LOGIN_MAX_ATTEMPTS": "0"}, "AUTH_LOGIN_MAX_ATTEMPTS"),
     ],
@@ -175,3 +177,16 @@ def test_bad_configuration_fails_at_start_naming_the_variable(env, message):
 
     result = load_settings(**env)
     assert result.returncode != 0 and "ImproperlyConfigured" in result.stderr and message in result.stderr
+
+
+def test_made_up_methods_and_statuses_add_no_series(enabled):
+    client = Client()
+    client.generic("M123", "/health")
+    client.generic("PROPFIND", "/api/incidents/")
+    before = series(scrape())
+    for n in range(5):
+        client.generic(f"X{n}", "/health")
+    text = scrape()
+    assert "M123" not in text and "PROPFIND" not in text and "X3" not in text
+    assert 'method="other"' in text
+    assert {name for name in series(text) - before if "health" in name} == set()  # five methods, no new series

@@ -130,3 +130,17 @@ def test_viewer_cannot_open_drafts(client, item, runbook, viewer, responder):
     RunbookRun.start(runbook, by=responder, incident=item.review.incident)
     client.force_login(viewer)
     assert client.post(f"/runbooks/drafts/from-action-item/{item.pk}/", {"runbook": runbook.pk}).status_code == 403
+
+
+@pytest.mark.parametrize("action", ["explode", "", "SAVE"])
+def test_an_unknown_draft_action_is_a_400_that_changes_nothing(client, item, runbook, responder, action):
+    RunbookRun.start(runbook, by=responder, incident=item.review.incident)
+    client.force_login(responder)
+    client.post(f"/runbooks/drafts/from-action-item/{item.pk}/", {"runbook": runbook.pk})
+    draft = RunbookDraft.objects.get()
+    before = draft.source
+    response = client.post(f"/runbooks/drafts/{draft.pk}/", {"action": action, "source": before + "\nchanged\n"})
+    assert response.status_code == 400
+    assert "action: unknown action" in response.content.decode()
+    draft.refresh_from_db()
+    assert draft.source == before and draft.state == "open"

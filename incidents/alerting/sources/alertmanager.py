@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from incidents.alerting.sources.base import (
     MAX_ALERTS,
+    MAX_TRUNCATED,
     Batch,
     Labels,
     Link,
@@ -40,7 +41,9 @@ class WebhookSerializer(serializers.Serializer):
 
     version = serializers.CharField(max_length=10)
     groupKey = serializers.CharField(max_length=10_000)
-    truncatedAlerts = serializers.IntegerField(required=False, min_value=0, default=0)
+    # Stored in a PositiveIntegerField: a larger count would fail at the database (a 503 that
+    # Alertmanager retries forever), so it is a 400 naming the field instead.
+    truncatedAlerts = serializers.IntegerField(required=False, min_value=0, max_value=MAX_TRUNCATED, default=0)
     status = serializers.ChoiceField(choices=AlertStatus.choices)
     receiver = serializers.CharField(required=False, allow_blank=True, max_length=500)
     groupLabels = Labels(required=False, default=dict)

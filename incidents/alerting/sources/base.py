@@ -16,6 +16,7 @@ from datetime import datetime
 from rest_framework import serializers
 
 MAX_ALERTS = 1000
+MAX_TRUNCATED = 2_147_483_647  # the largest PositiveIntegerField on every database backend
 
 
 class PayloadError(ValueError):
