@@ -11,24 +11,7 @@ from django.contrib import admin
 from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
-from opsportal.roles import is_admin
-
-
-class AdminRoleRequired:
-    def has_module_permission(self, request) -> bool:
-        return is_admin(request.user) and super().has_module_permission(request)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return is_admin(request.user) and super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request) -> bool:
-        return is_admin(request.user) and super().has_add_permission(request)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return is_admin(request.user) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return is_admin(request.user) and super().has_delete_permission(request, obj)
+from opsportal.admin import AdminRoleRequired
 
 
 class PeriodicTaskAdmin(AdminRoleRequired, beat_admin.PeriodicTaskAdmin):
