@@ -72,7 +72,8 @@ def mask(text: str) -> tuple[str, Callable[[str], str]]:
 
 
 def mask_sql(sql: str) -> str:
-    """Placeholders as plain identifiers (a value or a name where either may stand), so that the statement around them can be judged by the grammar."""
+    """Placeholders as plain identifiers (one stands for a value or a name alike), so that the
+    statement around them can be judged by the grammar."""
     sql = re.sub(r"(?<![:\w]):'?([A-Za-z_]\w*)'?(?!:)", "ph_value", sql)  # psql variables :name / :'name'
     for pattern in _PATTERNS:
         sql = pattern.sub("ph_value", sql)

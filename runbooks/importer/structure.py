@@ -76,7 +76,7 @@ _METADATA_LABELS = {
 }  # fmt: skip
 _STOPWORDS = {"check", "the", "a", "an", "of", "for", "and", "to", "in", "on", "is", "are", "with", "all"}
 _CAMEL_ALERT = re.compile(r"^[A-Z][a-z0-9]+(?:[A-Z0-9][A-Za-z0-9]*)+$")
-# `Alert: PoolExhaustion` or `## Alert – PoolExhaustion (critical)`: an alert named in a heading.
+# `Alert: PoolExhaustion` or `## Alert - PoolExhaustion (critical)`: an alert named in a heading.
 _HEADING_ALERT = re.compile(
     r"^(?:alert(?:\s*name)?\s*[:\-\u2013\u2014]\s*)?`?([A-Z][a-z0-9]+(?:[A-Z0-9][A-Za-z0-9]*)+)`?"
     r"\s*(?:$|[:(|\-\u2013\u2014])"
@@ -322,7 +322,8 @@ class Builder:
         found, lines = 0, 0
         for kid in [*inline.children, None]:
             if kid is not None and kid.type not in {"softbreak", "hardbreak"}:
-                line.append(kid)
+                if kid.type != "text" or kid.content or line:
+                    line.append(kid)
                 continue
             lines += 1
             strong = next((k for k in line[:1] if k.type == "strong"), None)
@@ -348,7 +349,8 @@ class Builder:
 
     def is_metadata(self, node: SyntaxTreeNode) -> bool:
         inline = node.children[0] if node.children else None
-        first = inline.children[0] if inline is not None and inline.children else None
+        kids = [k for k in (inline.children if inline is not None else []) if k.type != "text" or k.content]
+        first = kids[0] if kids else None
         if first is not None and first.type == "strong":
             label = inline_text(first).strip().rstrip(":").strip()
             return bool(_ALERT_LABEL.match(label) or _SEVERITY_LABEL.match(label)) or label.lower() in _METADATA_LABELS
