@@ -18,7 +18,7 @@ from django.utils.text import slugify
 
 from opsportal.errors import DomainError
 from runbooks.choices import Safety, StepKind
-from runbooks.importer.structure import parse_document
+from runbooks.importer.structure import Findings, parse_document
 from runbooks.models import Runbook, RunbookDocument
 from runbooks.models.runbook import rendered_sections
 from runbooks.specs import validate
@@ -39,10 +39,37 @@ class RunbookReport:
     steps: int
     automated: Counter
     dangerous: int
+    alerts: dict[str, str] = field(default_factory=dict)  # alert name -> where it was found
+    sections: list[str] = field(default_factory=list)
+    by_safety: dict[str, int] = field(default_factory=dict)  # "automated read_only" -> steps
+    unclassified: list[str] = field(default_factory=list)
 
     @property
     def automated_total(self) -> int:
         return sum(self.automated.values())
+
+    @property
+    def alerts_text(self) -> str:
+        return ", ".join(f"{name} ({source})" for name, source in self.alerts.items()) or "none found"
+
+    @property
+    def steps_text(self) -> str:
+        return ", ".join(f"{key} {n}" for key, n in sorted(self.by_safety.items())) or "none"
+
+    def as_json(self) -> dict:
+        return {
+            "slug": self.slug,
+            "title": self.title,
+            "status": self.status,
+            "version": self.version,
+            "steps": self.steps,
+            "automated": dict(self.automated),
+            "dangerous": self.dangerous,
+            "alert_names": [{"name": name, "found_in": source} for name, source in self.alerts.items()],
+            "sections": self.sections,
+            "steps_by_kind_and_safety": self.by_safety,
+            "unclassified_commands": self.unclassified,
+        }
 
 
 @dataclass
@@ -50,6 +77,7 @@ class DocumentReport:
     name: str
     key: str
     title: str
+    shape: str = "collection"
     runbooks: list[RunbookReport] = field(default_factory=list)
     document_sections: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
@@ -89,17 +117,21 @@ class DocumentReport:
     def lines(self) -> list[str]:
         automated = ", ".join(f"{name} {n}" for name, n in sorted(self.automated.items())) or "none"
         lines = [
-            f"{self.name}: {self.title}",
+            f"{self.name}: {self.title} ({self.shape})",
             f"  runbooks: {len(self.runbooks)} ({self.count('created')} created, {self.count('updated')} updated, "
             f"{self.count('unchanged')} unchanged)",
             f"  steps: {self.steps}; automated: {automated}; dangerous: {self.dangerous}",
             f"  document sections: {', '.join(self.document_sections) or 'none'}",
         ]
-        lines += [
-            f"    {r.status:9} v{r.version:<3} {r.title} ({r.steps} steps, {sum(r.automated.values())} automated, "
-            f"{r.dangerous} dangerous)"
-            for r in self.runbooks
-        ]
+        for r in self.runbooks:
+            lines += [
+                f"    {r.status:9} v{r.version:<3} {r.title} ({r.steps} steps, {sum(r.automated.values())} automated, "
+                f"{r.dangerous} dangerous)",
+                f"        alerts: {r.alerts_text}",
+                f"        sections: {', '.join(r.sections) or 'none'}",
+                f"        steps: {r.steps_text}",
+            ]
+            lines += [f"        unclassified: {' '.join(c.split())[:200]}" for c in r.unclassified]
         lines += [f"  no longer in the document (left as they are): {', '.join(self.stale)}"] if self.stale else []
         lines += [f"  note: {w}" for w in self.warnings]
         return lines
@@ -145,7 +177,7 @@ def import_document(
         raise ImportRefused(
             f"{name} has {len(parsed.runbooks)} runbooks; at most {MAX_RUNBOOKS_PER_DOCUMENT} per file."
         )
-    report = DocumentReport(name=name, key=key, title=parsed.title, warnings=list(parsed.warnings))
+    report = DocumentReport(name=name, key=key, title=parsed.title, shape=parsed.shape, warnings=list(parsed.warnings))
     with transaction.atomic():
         document = RunbookDocument.objects.select_for_update().filter(key=key).first() or RunbookDocument(key=key)
         document.title, document.source = parsed.title, text
@@ -158,6 +190,7 @@ def import_document(
             runbook = existing.get(spec.slug)
             if runbook is not None and runbook.document_id not in (None, document.pk):
                 raise ImportRefused(f"{name}: the slug {spec.slug} belongs to a runbook of another document.")
+            found = parsed.findings.get(spec.slug) or Findings()
             spec.services = list(services) if services is not None else _current_services(runbook)
             spec.owner = owner or (runbook.owner if runbook else "")
             try:
@@ -181,6 +214,10 @@ def import_document(
                     steps=len(spec.steps),
                     automated=Counter(s.action for s in spec.steps if s.kind == StepKind.AUTOMATED),
                     dangerous=sum(s.safety == Safety.DANGEROUS for s in spec.steps),
+                    alerts={a: found.alert_sources.get(a, "portal") for a in runbook.alert_names},
+                    sections=[s.title for s in spec.sections],
+                    by_safety=dict(Counter(f"{s.kind} {s.safety}" for s in spec.steps)),
+                    unclassified=found.unclassified,
                 )
             )
         report.document_sections = [s.title for s in parsed.sections]

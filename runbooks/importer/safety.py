@@ -180,6 +180,7 @@ def _sub(args: list[str], *, skip: set[str] = frozenset()) -> list[str]:
 
 def _curl(args: list[str]) -> Verdict:
     method = "GET"
+    as_query = "-G" in args or "--get" in args  # the data goes into the query string of a GET
     for n, arg in enumerate(args):
         if arg in {"-X", "--request"} and n + 1 < len(args):
             method = args[n + 1].upper()
@@ -188,8 +189,10 @@ def _curl(args: list[str]) -> Verdict:
         elif arg.startswith(("--request=",)):
             method = arg.split("=", 1)[1].upper()
         elif (
-            arg in {"-d", "-F", "-T", "--form", "--upload-file", "--json"} or arg.startswith(("--data", "-d"))
-        ) and method == "GET":
+            (arg in {"-d", "-F", "-T", "--form", "--upload-file", "--json"} or arg.startswith(("--data", "-d")))
+            and method == "GET"
+            and not as_query
+        ):
             method = "POST"
         elif arg in {"-o", "--output", "-O", "--remote-name"}:
             return change("saves a file")
