@@ -21,7 +21,7 @@ from runbooks.choices import Safety, StepKind
 from runbooks.importer.structure import Findings, parse_document
 from runbooks.models import Runbook, RunbookDocument
 from runbooks.models.runbook import rendered_sections
-from runbooks.specs import validate
+from runbooks.specs import RunbookSpec, validate
 
 MAX_RUNBOOKS_PER_DOCUMENT = 300
 
@@ -195,16 +195,19 @@ def import_document(
             spec.owner = owner or (runbook.owner if runbook else "")
             try:
                 validate(spec)
+                imported = spec.content()
                 if runbook is None:
                     runbook, status = (
                         Runbook.create(spec, by=by, document=document, note=f"Imported from {name}"),
                         "created",
                     )
                 else:
-                    changed = runbook.revise(spec, by=by, note=f"Imported from {name}")
+                    changed = runbook.revise(keep_portal_edits(spec, runbook), by=by, note=f"Imported from {name}")
                     status = "updated" if changed else "unchanged"
             except ValidationError as exc:
                 raise ImportRefused(f"{name}: runbook {spec.title!r}: {'; '.join(exc.messages)}") from None
+            runbook.imported = imported
+            runbook.save(update_fields=["imported"])
             report.runbooks.append(
                 RunbookReport(
                     slug=runbook.slug,
@@ -225,6 +228,30 @@ def import_document(
             document.runbooks.exclude(slug__in=[r.slug for r in report.runbooks]).values_list("title", flat=True)
         )
     return report
+
+
+def keep_portal_edits(spec: RunbookSpec, runbook: Runbook) -> RunbookSpec:
+    """Alert names, severity and each step's safety and target service as edited in the portal
+    since the last import stay, unless the document changed that very value since then."""
+    base, current = runbook.imported, runbook.current_version
+    if not base or current is None:
+        return spec
+    if list(current.alert_names) != base.get("alert_names") and spec.alert_names == base.get("alert_names"):
+        spec.alert_names = list(current.alert_names)
+    if current.severity != base.get("severity") and spec.severity == base.get("severity"):
+        spec.severity = current.severity
+    before = {(s.get("title"), s.get("command")): s for s in base.get("steps", [])}
+    now = {(s.title, s.command): s for s in current.steps.select_related("target_service")}
+    for step in spec.steps:
+        was, edited = before.get((step.title, step.command)), now.get((step.title, step.command))
+        if was is None or edited is None:
+            continue
+        if edited.safety != was.get("safety") and step.safety == was.get("safety"):
+            step.safety = edited.safety
+        target = edited.target_service.slug if edited.target_service_id else ""
+        if target != was.get("target_service", "") and step.target_service == was.get("target_service", ""):
+            step.target_service = target
+    return spec
 
 
 def _current_services(runbook) -> list[str]:
