@@ -259,3 +259,24 @@ def test_the_import_report_shows_alerts_sections_steps_and_unclassified_commands
     assert "steps: 1 read_only" in text or "read_only 1" in text
     runbook = Runbook.objects.get(title="Café réservations en échec")
     assert runbook.alert_names == ["RéservationÉchouée"]
+
+
+@pytest.mark.django_db
+def test_the_upload_page_and_the_api_show_the_report(client, admin_user, api_for):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client.force_login(admin_user)
+    data = (FIXTURES / "alert-collection.md").read_bytes()
+    page = client.post("/runbooks/import/", {"files": [SimpleUploadedFile("alert-collection.md", data)]})
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "StorefrontDiskAlmostFull (table), StorefrontDiskFull (table), StorefrontInodesLow (line)" in html
+    assert "Not recognised as reads" in html and "<code>python -m app.jobs.replay_failed --since 1h</code>" in html
+    assert "manual dangerous 1" in html
+
+    upload = SimpleUploadedFile("scripts.md", (FIXTURES / "scripts.md").read_bytes())
+    body = api_for("admin").post("/api/runbooks/import/", {"file": upload}, format="multipart").json()
+    assert body["shape"] == "collection"
+    rotate = next(r for r in body["runbooks"] if r["title"] == "Rotate the worker")
+    assert rotate["steps_by_kind_and_safety"] == {"manual dangerous": 1}
+    assert rotate["alert_names"] == [] and rotate["sections"] == ["Rotate the worker"]
