@@ -86,22 +86,12 @@ class RunbookViewSet(
             services=payload.validated_data.get("services"),
             owner=payload.validated_data["owner"],
         )
+        ids = dict(Runbook.objects.filter(slug__in=[r.slug for r in report.runbooks]).values_list("slug", "pk"))
         body = {
             "document": report.key,
             "title": report.title,
-            "runbooks": [
-                {
-                    "id": Runbook.objects.values_list("pk", flat=True).get(slug=r.slug),
-                    "slug": r.slug,
-                    "title": r.title,
-                    "status": r.status,
-                    "version": r.version,
-                    "steps": r.steps,
-                    "automated": dict(r.automated),
-                    "dangerous": r.dangerous,
-                }
-                for r in report.runbooks
-            ],
+            "shape": report.shape,
+            "runbooks": [{"id": ids[r.slug], **r.as_json()} for r in report.runbooks],
             "steps": report.steps,
             "automated": dict(report.automated),
             "dangerous": report.dangerous,

@@ -18,10 +18,10 @@ from django.utils.text import slugify
 
 from opsportal.errors import DomainError
 from runbooks.choices import Safety, StepKind
-from runbooks.importer.structure import parse_document
+from runbooks.importer.structure import Findings, parse_document
 from runbooks.models import Runbook, RunbookDocument
 from runbooks.models.runbook import rendered_sections
-from runbooks.specs import validate
+from runbooks.specs import RunbookSpec, validate
 
 MAX_RUNBOOKS_PER_DOCUMENT = 300
 
@@ -39,10 +39,37 @@ class RunbookReport:
     steps: int
     automated: Counter
     dangerous: int
+    alerts: dict[str, str] = field(default_factory=dict)  # alert name -> where it was found
+    sections: list[str] = field(default_factory=list)
+    by_safety: dict[str, int] = field(default_factory=dict)  # "automated read_only" -> steps
+    unclassified: list[str] = field(default_factory=list)
 
     @property
     def automated_total(self) -> int:
         return sum(self.automated.values())
+
+    @property
+    def alerts_text(self) -> str:
+        return ", ".join(f"{name} ({source})" for name, source in self.alerts.items()) or "none found"
+
+    @property
+    def steps_text(self) -> str:
+        return ", ".join(f"{key} {n}" for key, n in sorted(self.by_safety.items())) or "none"
+
+    def as_json(self) -> dict:
+        return {
+            "slug": self.slug,
+            "title": self.title,
+            "status": self.status,
+            "version": self.version,
+            "steps": self.steps,
+            "automated": dict(self.automated),
+            "dangerous": self.dangerous,
+            "alert_names": [{"name": name, "found_in": source} for name, source in self.alerts.items()],
+            "sections": self.sections,
+            "steps_by_kind_and_safety": self.by_safety,
+            "unclassified_commands": self.unclassified,
+        }
 
 
 @dataclass
@@ -50,6 +77,7 @@ class DocumentReport:
     name: str
     key: str
     title: str
+    shape: str = "collection"
     runbooks: list[RunbookReport] = field(default_factory=list)
     document_sections: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
@@ -89,17 +117,21 @@ class DocumentReport:
     def lines(self) -> list[str]:
         automated = ", ".join(f"{name} {n}" for name, n in sorted(self.automated.items())) or "none"
         lines = [
-            f"{self.name}: {self.title}",
+            f"{self.name}: {self.title} ({self.shape})",
             f"  runbooks: {len(self.runbooks)} ({self.count('created')} created, {self.count('updated')} updated, "
             f"{self.count('unchanged')} unchanged)",
             f"  steps: {self.steps}; automated: {automated}; dangerous: {self.dangerous}",
             f"  document sections: {', '.join(self.document_sections) or 'none'}",
         ]
-        lines += [
-            f"    {r.status:9} v{r.version:<3} {r.title} ({r.steps} steps, {sum(r.automated.values())} automated, "
-            f"{r.dangerous} dangerous)"
-            for r in self.runbooks
-        ]
+        for r in self.runbooks:
+            lines += [
+                f"    {r.status:9} v{r.version:<3} {r.title} ({r.steps} steps, {sum(r.automated.values())} automated, "
+                f"{r.dangerous} dangerous)",
+                f"        alerts: {r.alerts_text}",
+                f"        sections: {', '.join(r.sections) or 'none'}",
+                f"        steps: {r.steps_text}",
+            ]
+            lines += [f"        unclassified: {' '.join(c.split())[:200]}" for c in r.unclassified]
         lines += [f"  no longer in the document (left as they are): {', '.join(self.stale)}"] if self.stale else []
         lines += [f"  note: {w}" for w in self.warnings]
         return lines
@@ -145,7 +177,7 @@ def import_document(
         raise ImportRefused(
             f"{name} has {len(parsed.runbooks)} runbooks; at most {MAX_RUNBOOKS_PER_DOCUMENT} per file."
         )
-    report = DocumentReport(name=name, key=key, title=parsed.title, warnings=list(parsed.warnings))
+    report = DocumentReport(name=name, key=key, title=parsed.title, shape=parsed.shape, warnings=list(parsed.warnings))
     with transaction.atomic():
         document = RunbookDocument.objects.select_for_update().filter(key=key).first() or RunbookDocument(key=key)
         document.title, document.source = parsed.title, text
@@ -158,20 +190,24 @@ def import_document(
             runbook = existing.get(spec.slug)
             if runbook is not None and runbook.document_id not in (None, document.pk):
                 raise ImportRefused(f"{name}: the slug {spec.slug} belongs to a runbook of another document.")
+            found = parsed.findings.get(spec.slug) or Findings()
             spec.services = list(services) if services is not None else _current_services(runbook)
             spec.owner = owner or (runbook.owner if runbook else "")
             try:
                 validate(spec)
+                imported = spec.content()
                 if runbook is None:
                     runbook, status = (
                         Runbook.create(spec, by=by, document=document, note=f"Imported from {name}"),
                         "created",
                     )
                 else:
-                    changed = runbook.revise(spec, by=by, note=f"Imported from {name}")
+                    changed = runbook.revise(keep_portal_edits(spec, runbook), by=by, note=f"Imported from {name}")
                     status = "updated" if changed else "unchanged"
             except ValidationError as exc:
                 raise ImportRefused(f"{name}: runbook {spec.title!r}: {'; '.join(exc.messages)}") from None
+            runbook.imported = imported
+            runbook.save(update_fields=["imported"])
             report.runbooks.append(
                 RunbookReport(
                     slug=runbook.slug,
@@ -181,6 +217,10 @@ def import_document(
                     steps=len(spec.steps),
                     automated=Counter(s.action for s in spec.steps if s.kind == StepKind.AUTOMATED),
                     dangerous=sum(s.safety == Safety.DANGEROUS for s in spec.steps),
+                    alerts={a: found.alert_sources.get(a, "portal") for a in runbook.alert_names},
+                    sections=[s.title for s in spec.sections],
+                    by_safety=dict(Counter(f"{s.kind} {s.safety}" for s in spec.steps)),
+                    unclassified=found.unclassified,
                 )
             )
         report.document_sections = [s.title for s in parsed.sections]
@@ -188,6 +228,30 @@ def import_document(
             document.runbooks.exclude(slug__in=[r.slug for r in report.runbooks]).values_list("title", flat=True)
         )
     return report
+
+
+def keep_portal_edits(spec: RunbookSpec, runbook: Runbook) -> RunbookSpec:
+    """Alert names, severity and each step's safety and target service as edited in the portal
+    since the last import stay, unless the document changed that very value since then."""
+    base, current = runbook.imported, runbook.current_version
+    if not base or current is None:
+        return spec
+    if list(current.alert_names) != base.get("alert_names") and spec.alert_names == base.get("alert_names"):
+        spec.alert_names = list(current.alert_names)
+    if current.severity != base.get("severity") and spec.severity == base.get("severity"):
+        spec.severity = current.severity
+    before = {(s.get("title"), s.get("command")): s for s in base.get("steps", [])}
+    now = {(s.title, s.command): s for s in current.steps.select_related("target_service")}
+    for step in spec.steps:
+        was, edited = before.get((step.title, step.command)), now.get((step.title, step.command))
+        if was is None or edited is None:
+            continue
+        if edited.safety != was.get("safety") and step.safety == was.get("safety"):
+            step.safety = edited.safety
+        target = edited.target_service.slug if edited.target_service_id else ""
+        if target != was.get("target_service", "") and step.target_service == was.get("target_service", ""):
+            step.target_service = target
+    return spec
 
 
 def _current_services(runbook) -> list[str]:

@@ -9,14 +9,26 @@ Regular expressions here only ever look at the text of one command, never at mar
 """
 
 import re
-import shlex
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 import sqlparse
 
 from runbooks.actions.postgres import UnsafeSQL, check_read_only
 from runbooks.choices import Safety, strictest
+from runbooks.importer import placeholders
+from runbooks.importer.safety import (
+    Verdict,
+    exec_inner_words,
+    judge,
+    judge_command,
+    judge_sql,
+    register,
+)
+from runbooks.importer.safety import (
+    strip_wrappers as judge_words_stripped,
+)
+from runbooks.importer.shell import parse
 
 SHELL_LANGS = {"bash", "sh", "shell", "console", "zsh", "shell-session", "terminal", "shellsession"}
 SQL_LANGS = {"sql", "postgresql", "postgres", "psql", "pgsql", "plpgsql"}
@@ -41,6 +53,14 @@ _REDIS_CHANGE = {
     "SET", "SETEX", "SETNX", "MSET", "EXPIRE", "PEXPIRE", "PERSIST", "HSET", "HDEL", "LPUSH", "RPUSH", "LPOP",
     "RPOP", "INCR", "DECR", "SADD", "SREM", "ZADD", "ZREM", "PUBLISH", "CONFIG", "CLIENT", "SAVE", "BGSAVE",
     "BGREWRITEAOF", "SCRIPT", "FUNCTION",
+}  # fmt: skip
+_REDIS_READ = {
+    "PING", "INFO", "DBSIZE", "TTL", "PTTL", "KEYS", "SCAN", "SSCAN", "HSCAN", "ZSCAN", "GET", "MGET", "HGET",
+    "HGETALL", "HMGET", "HKEYS", "HLEN", "TYPE", "EXISTS", "STRLEN", "LLEN", "LRANGE", "LINDEX", "SCARD",
+    "SMEMBERS", "SISMEMBER", "ZCARD", "ZRANGE", "ZSCORE", "ZCOUNT", "XLEN", "XINFO", "XRANGE", "XPENDING",
+    "MONITOR", "SLOWLOG GET", "SLOWLOG LEN", "CONFIG GET", "CLIENT LIST", "CLIENT INFO", "MEMORY USAGE",
+    "MEMORY STATS", "MEMORY DOCTOR", "LATENCY LATEST", "LATENCY DOCTOR", "LATENCY HISTORY", "CLUSTER INFO",
+    "CLUSTER NODES", "ROLE", "LASTSAVE", "TIME", "OBJECT", "PUBSUB", "COMMAND", "RANDOMKEY", "DUMP", "ECHO",
 }  # fmt: skip
 _DANGEROUS_SUBCOMMANDS = {"CONFIG": {"SET", "REWRITE", "RESETSTAT"}, "CLIENT": {"KILL"}, "SCRIPT": {"FLUSH"}}
 
@@ -105,6 +125,7 @@ class Recognised:
     params: dict = field(default_factory=dict)
     safety: str = Safety.READ_ONLY
     reason: str = ""
+    unknown: list[str] = field(default_factory=list)  # commands no rule recognised (a change by default)
 
 
 @dataclass
@@ -147,6 +168,7 @@ def looks_like_command(text: str) -> bool:
 
 
 def classify_command(command: str) -> tuple[str, str]:
+    """HTTP request lines (`POST /api/...`) and code in other languages: by pattern, for want of a grammar."""
     for pattern, reason in _DANGEROUS_COMMAND:
         if pattern.search(command):
             return Safety.DANGEROUS, reason
@@ -172,16 +194,7 @@ def classify_code(code: str) -> str:
 
 
 def classify_sql(sql: str) -> str:
-    try:
-        check_read_only(sql)
-    except UnsafeSQL:
-        safety, _ = classify_command(sql)
-        if safety == Safety.DANGEROUS or re.search(
-            r"\b(ALTER|CREATE|GRANT|REVOKE|CLUSTER|LOCK|INSERT|COPY)\b", sql, re.I
-        ):
-            return Safety.DANGEROUS
-        return Safety.CHANGE
-    return Safety.READ_ONLY
+    return judge_sql(sql).safety
 
 
 # --- recognition ---------------------------------------------------------------------------
@@ -209,23 +222,90 @@ def postgres_params(sql: str) -> dict:
 
 
 def recognise_sql(sql: str) -> Recognised:
+    verdict = judge_sql(sql)
+    unknown = [] if verdict.known else [sql.strip()]
+    if verdict.safety != Safety.READ_ONLY or placeholders.find(sql):
+        # A statement with a blank to fill in stays with a person: it cannot run as written.
+        return Recognised(safety=verdict.safety, reason=verdict.reason, unknown=unknown)
     try:
         params = postgres_params(sql)
     except UnsafeSQL as exc:
-        return Recognised(safety=classify_sql(sql), reason=str(exc))
+        return Recognised(safety=strictest(verdict.safety, Safety.CHANGE), reason=str(exc), unknown=[sql.strip()])
     return Recognised(action="postgres_query", params=params)
 
 
-def _segments(tokens: list[str]) -> list[list[str]]:
-    segments, current = [], []
-    for token in tokens:
-        if token in {"|", "&&", "||", ";"}:
-            segments.append(current)
-            current = []
-        else:
-            current.append(token)
-    segments.append(current)
-    return [s for s in segments if s]
+def _sql_arguments(args: list[str]) -> list[str]:
+    sql = []
+    for n, arg in enumerate(args):
+        if arg in {"-c", "--command"} and n + 1 < len(args):
+            sql.append(args[n + 1])
+        elif arg.startswith("--command="):
+            sql.append(arg.split("=", 1)[1])
+    return sql
+
+
+def _judge_psql(args: list[str]) -> Verdict:
+    if any(a in {"-f", "--file"} or a.startswith("--file=") for a in args):
+        return Verdict(Safety.CHANGE, "psql runs a SQL file the portal cannot see", known=False)
+    verdict = Verdict(Safety.READ_ONLY)
+    for sql in _sql_arguments(args):
+        verdict = verdict | judge_sql(sql)
+    return verdict
+
+
+def _redis_words(args: list[str]) -> tuple[dict, list[str], list[str]]:
+    """(connection params, the Redis command words, the redis-cli options)."""
+    params, options, n = {}, [], 0
+    while n < len(args):
+        arg = args[n]
+        if arg in {"-h", "-p", "-a", "-u", "--user", "--pass", "--pattern", "-i", "--count"}:
+            options.append(arg)
+            n += 2
+            continue
+        if arg == "-n" and n + 1 < len(args) and args[n + 1].isdigit():
+            params["db"] = int(args[n + 1])
+            n += 2
+            continue
+        if arg.startswith("-"):
+            options.append(arg)
+            n += 1
+            continue
+        return params, args[n:], options
+    return params, [], options
+
+
+def _judge_redis(args: list[str]) -> Verdict:
+    _, words, options = _redis_words(args)
+    if not words:
+        if set(options) & {"--scan", "--bigkeys", "--memkeys", "--hotkeys", "--stat", "--latency", "--latency-history"}:
+            return Verdict(Safety.READ_ONLY)
+        if set(options) & {"--rdb", "--pipe", "--functions-rdb"}:
+            return Verdict(Safety.CHANGE, "redis-cli bulk transfer")
+        return Verdict(Safety.READ_ONLY)  # an interactive session; what is typed in it is judged on its own
+    command = words[0].upper()
+    sub = words[1].upper() if len(words) > 1 else ""
+    if command in _REDIS_DANGEROUS or sub in _DANGEROUS_SUBCOMMANDS.get(command, set()):
+        return Verdict(Safety.DANGEROUS, f"Redis {command} changes or deletes data")
+    if command in _REDIS_READ or f"{command} {sub}" in _REDIS_READ:
+        return Verdict(Safety.READ_ONLY)
+    if command in _REDIS_CHANGE:
+        return Verdict(Safety.CHANGE, f"Redis {command} writes")
+    return Verdict(Safety.CHANGE, f"not recognised as a read: Redis {command}", known=False)
+
+
+register("psql", _judge_psql)
+register("redis-cli", _judge_redis)
+
+
+def _prometheus(url: str, args: list[str]) -> Recognised | None:
+    parts = urlsplit(url)
+    if not re.search(r"/api/v1/query(_range)?$", parts.path):
+        return None
+    query = parse_qs(parts.query).get("query", [""])[0]
+    for n, arg in enumerate(args[:-1]):
+        if arg in {"--data-urlencode", "-d", "--data", "-G"} and args[n + 1].startswith("query="):
+            query = unquote_plus(args[n + 1].split("=", 1)[1]) if arg != "--data-urlencode" else args[n + 1][6:]
+    return Recognised("prometheus_query", {"query": query}) if query.strip() else None
 
 
 def _curl(args: list[str]) -> Recognised | None:
@@ -235,12 +315,13 @@ def _curl(args: list[str]) -> Recognised | None:
             method = args[n + 1].upper()
         elif arg in {"-I", "--head"}:
             method = "HEAD"
-        elif arg.startswith(("-d", "--data")) and method == "GET":
-            method = "POST"
         elif url is None and ("://" in arg or _PLACEHOLDER_URL.match(arg)):
             url = arg
     if url is None or method not in {"GET", "HEAD"}:
         return None
+    prometheus = _prometheus(url, args)
+    if prometheus is not None:
+        return prometheus
     placeholder = _PLACEHOLDER_URL.match(url)
     if placeholder:
         return (
@@ -260,39 +341,16 @@ def _curl(args: list[str]) -> Recognised | None:
 
 
 def _psql(args: list[str]) -> Recognised | None:
-    sql = None
-    for n, arg in enumerate(args):
-        if arg in {"-c", "--command"} and n + 1 < len(args):
-            sql = args[n + 1]
-        elif arg.startswith("--command="):
-            sql = arg.split("=", 1)[1]
-    return recognise_sql(sql) if sql else None
+    sql = _sql_arguments(args)
+    return recognise_sql(sql[0]) if len(sql) == 1 else None
 
 
 def _redis(args: list[str]) -> Recognised | None:
-    params, words, n = {}, [], 1
-    while n < len(args):
-        arg = args[n]
-        if arg in {"-h", "-p", "-a", "-u", "--user", "--pass"}:
-            n += 2
-            continue
-        if arg == "-n" and n + 1 < len(args) and args[n + 1].isdigit():
-            params["db"] = int(args[n + 1])
-            n += 2
-            continue
-        if arg.startswith("-"):
-            n += 1
-            continue
-        words = args[n:]
-        break
+    params, words, _ = _redis_words(args[1:])
     if not words:
         return None
     command = words[0].upper()
     sub = words[1].upper() if len(words) > 1 else ""
-    if command in _REDIS_DANGEROUS or sub in _DANGEROUS_SUBCOMMANDS.get(command, set()):
-        return Recognised(safety=Safety.DANGEROUS, reason=f"Redis {command} changes or deletes data")
-    if command in _REDIS_CHANGE:
-        return Recognised(safety=Safety.CHANGE, reason=f"Redis {command} writes")
     if command == "PING":
         return Recognised("redis_check", {"check": "ping", **params})
     if command == "INFO":
@@ -308,38 +366,43 @@ def _redis(args: list[str]) -> Recognised | None:
     return None
 
 
-def recognise_shell(command: str) -> Recognised:
-    """Maps one shell command (pipelines included) to an action and a safety class."""
-    text = re.sub(r"^\$\s+", "", command.strip())
-    safety, reason = classify_command(text)
-    if safety == Safety.DANGEROUS:
-        return Recognised(safety=safety, reason=reason)
-    try:
-        tokens = shlex.split(text, comments=True)
-    except ValueError:
-        return Recognised(safety=safety, reason=reason)
-    segments = _segments(tokens)
-    if not segments:
-        return Recognised(safety=safety, reason=reason)
-    first = segments[0][1:] if segments[0][0] == "sudo" and len(segments[0]) > 1 else segments[0]
+def _action(commands: list) -> Recognised | None:
+    first = judge_words_stripped(commands[0].words)
+    if not first:
+        return None
     program = first[0].rsplit("/", 1)[-1]
-    recognised = None
+    if program == "kubectl" and "exec" in first and "--" in first:
+        # `kubectl exec ... -- psql -c ...`: the same check, run against the service's own database or cache.
+        first = exec_inner_words(first)
+        program = first[0].rsplit("/", 1)[-1] if first else ""
     if program == "curl":
-        recognised = _curl(first)
-    elif program == "psql":
-        recognised = _psql(first)
-    elif program == "redis-cli":
-        recognised = _redis(first)
-    elif program == "df" and len(segments) == 1:
+        return _curl(first)
+    if program == "psql":
+        return _psql(first)
+    if program == "redis-cli":
+        return _redis(first)
+    if program == "df" and len(commands) == 1:
         paths = [a for a in first[1:] if a.startswith("/")]
-        recognised = Recognised("host_check", {"check": "disk", **({"paths": paths} if paths else {})})
-    elif program == "free" and len(segments) == 1:
-        recognised = Recognised("host_check", {"check": "memory"})
-    if recognised is None:
-        return Recognised(safety=safety, reason=reason)
-    if not recognised.action:
-        return recognised
-    return recognised if safety == Safety.READ_ONLY else Recognised(safety=safety, reason=reason)
+        return Recognised("host_check", {"check": "disk", **({"paths": paths} if paths else {})})
+    if program == "free" and len(commands) == 1:
+        return Recognised("host_check", {"check": "memory"})
+    return None
+
+
+def _strip_prompt(command: str) -> str:
+    return re.sub(r"^\$\s+", "", command.strip())
+
+
+def recognise_shell(command: str) -> Recognised:
+    """Maps one shell statement (pipelines and `&&` lists included) to an action and a safety class."""
+    text = _strip_prompt(command)
+    statements = [s for s in parse(text) if s.commands]
+    commands = [c for s in statements for c in s.commands]
+    verdict = judge(commands, statements)
+    base = Recognised(safety=verdict.safety, reason=verdict.reason, unknown=[] if verdict.known else [text])
+    if verdict.safety != Safety.READ_ONLY or len(statements) != 1 or statements[0].control:
+        return base
+    return _action(commands) or base
 
 
 def recognise_inline(text: str) -> Recognised:
@@ -363,6 +426,7 @@ def _comment_text(line: str, marker: str) -> str:
 
 
 def _title(comments: list[str]) -> tuple[str, list[str], bool]:
+    comments = [c for c in comments if not _decoration(c)]
     if not comments:
         return "", [], False
     first = comments[0]
@@ -370,21 +434,9 @@ def _title(comments: list[str]) -> tuple[str, list[str], bool]:
     return _NUMBERED.sub("", first), comments[1:], numbered
 
 
-def _logical_lines(content: str) -> list[tuple[str, str]]:
-    """(joined, original) per command: backslash continuations and `| jq` / `&& ...` lines are joined
-    for recognition, while the step keeps the lines as written."""
-    lines: list[tuple[str, str]] = []
-    continued = False
-    for raw in content.splitlines():
-        stripped = raw.strip()
-        continues_pipe = stripped[:1] == "|" or stripped[:2] == "&&"
-        if lines and (continued or (continues_pipe and lines[-1][0].strip())):
-            joined, original = lines[-1]
-            lines[-1] = (joined.rstrip().rstrip("\\").rstrip() + " " + stripped, f"{original}\n{raw.rstrip()}")
-        else:
-            lines.append((raw, raw.strip()))
-        continued = stripped.endswith("\\")
-    return lines
+def _decoration(comment: str) -> bool:
+    """`# ======` banners and empty comments name nothing."""
+    return not re.search(r"\w", comment)
 
 
 def _new_group(groups: list[dict], prelude: list[str]) -> dict:
@@ -394,18 +446,63 @@ def _new_group(groups: list[dict], prelude: list[str]) -> dict:
     return group
 
 
+def _console(content: str) -> tuple[str, list[str]]:
+    """A terminal transcript (`$ command` then its output): the commands, and the output as notes."""
+    lines = content.splitlines()
+    if not any(ln.startswith("$ ") for ln in lines):
+        return content, []
+    commands, output = [], []
+    for line in lines:
+        if line.startswith("$ "):
+            commands.append(line[2:])
+        elif line.strip().startswith("#") or not line.strip():
+            commands.append(line)
+        else:
+            output.append(line)
+    return "\n".join(commands), output
+
+
+def script_unit(content: str, statements: list) -> Unit:
+    """A script (a shebang, or control flow such as an `if read -p ...` confirmation) stays one step:
+    it runs as a whole, so it is judged by its most dangerous command."""
+    commands = [c for s in statements for c in s.commands]
+    verdict = judge(commands, statements)
+    comments = [_comment_text(s.comment, "#") for s in statements if s.comment and not s.comment.startswith("#!")]
+    title, _, numbered = _title(comments[:1])
+    unknown = [] if verdict.known else [" ".join(c.words) for c in commands if not judge_command(c).known]
+    return Unit(
+        command=content.rstrip(),
+        title=title,
+        numbered=numbered,
+        recognised=Recognised(safety=verdict.safety, reason=verdict.reason, unknown=unknown),
+    )
+
+
 def shell_units(content: str) -> list[Unit]:
+    text, output = _console(content)
+    statements = parse(text)
+    if text.lstrip().startswith("#!") or any(s.control for s in statements):
+        units = [script_unit(text, statements)]
+    else:
+        units = _group_units(_groups(statements))
+    if output and units:
+        units[-1].notes.append("Output:\n\n" + "\n".join(f"    {ln}" for ln in output))
+    return units
+
+
+def _groups(statements: list) -> list[dict]:
     groups: list[dict] = []
     current: dict | None = None
     interactive_redis = False
     prelude: list[str] = []
-    for line, original in _logical_lines(content):
-        stripped = line.strip()
-        if not stripped:
+    for statement in statements:
+        stripped = statement.text.strip()
+        if statement.blank_before:
             current = None
-            continue
-        if stripped.startswith("#"):
+        if statement.comment:
             text = _comment_text(stripped, "#")
+            if _decoration(text):
+                continue
             if current and current["commands"]:
                 expected = _EXPECTED.match(text)
                 if expected:
@@ -419,8 +516,8 @@ def shell_units(content: str) -> list[Unit]:
                 current = _new_group(groups, prelude)
             current["comments"].append(text)
             continue
-        words = stripped.split()
-        if words[0] == "redis-cli" and all(w.startswith("-") or w.isdigit() for w in words[1:]) and len(words) < 6:
+        words = statement.commands[0].words if len(statement.commands) == 1 else []
+        if words[:1] == ["redis-cli"] and all(w.startswith("-") or w.isdigit() for w in words[1:]) and len(words) < 6:
             # An interactive session: the Redis commands that follow run in it.
             interactive_redis = True
             if current is not None and not current["commands"]:
@@ -429,12 +526,12 @@ def shell_units(content: str) -> list[Unit]:
             prelude.append(f"In an interactive session: `{stripped}`")
             current = None
             continue
-        if interactive_redis and words[0].upper() in REDIS_COMMANDS:
-            stripped = original = f"redis-cli {stripped}"
+        if interactive_redis and words and words[0].upper() in REDIS_COMMANDS:
+            stripped = f"redis-cli {stripped}"
         if current is None:
             current = _new_group(groups, prelude)
-        current["commands"].append((stripped, original))
-    return _group_units(groups)
+        current["commands"].append(stripped)
+    return groups
 
 
 def _group_units(groups: list[dict]) -> list[Unit]:
@@ -442,8 +539,7 @@ def _group_units(groups: list[dict]) -> list[Unit]:
     for group in groups:
         title, notes, numbered = _title(group["comments"])
         notes = group["prelude"] + notes
-        commands = [joined for joined, _ in group["commands"]]
-        shown = [original for _, original in group["commands"]]
+        commands = group["commands"]
         if not commands:
             if units and not numbered:
                 units[-1].notes.extend(group["prelude"] + group["comments"])
@@ -453,20 +549,25 @@ def _group_units(groups: list[dict]) -> list[Unit]:
         recognised = [recognise_shell(c) for c in commands]
         if len(commands) > 1 and any(r.action or r.safety == Safety.DANGEROUS for r in recognised):
             # Each automatable or dangerous command gets its own step, so it runs or is approved alone.
-            for command, original, rec in zip(commands, shown, recognised, strict=True):
-                short = command if len(command) <= 60 else command[:57] + "..."
+            for command, rec in zip(commands, recognised, strict=True):
+                first_line = " ".join(command.split())
+                short = first_line if len(first_line) <= 60 else first_line[:57] + "..."
                 unit_title = f"{title}: {short}" if title else short
-                units.append(Unit(command=original, title=unit_title, notes=list(notes), recognised=rec))
+                units.append(Unit(command=command, title=unit_title, notes=list(notes), recognised=rec))
             units[-1].expected = group["expected"]
             continue
         if len(commands) == 1:
             rec = recognised[0]
         else:
             worst = strictest(*(r.safety for r in recognised))
-            rec = Recognised(safety=worst, reason=next((r.reason for r in recognised if r.safety == worst), ""))
+            rec = Recognised(
+                safety=worst,
+                reason=next((r.reason for r in recognised if r.safety == worst), ""),
+                unknown=[u for r in recognised for u in r.unknown],
+            )
         units.append(
             Unit(
-                command="\n".join(shown),
+                command="\n".join(commands),
                 title=title,
                 notes=notes,
                 expected=group["expected"],

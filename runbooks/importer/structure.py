@@ -13,9 +13,11 @@ import re
 import textwrap
 from dataclasses import dataclass, field
 
+import yaml
 from django.utils.text import slugify
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
+from mdit_py_plugins.front_matter import front_matter_plugin
 
 from incidents.choices import Severity
 from runbooks.choices import DESCRIPTIVE_KINDS, Safety, SectionKind, StepKind, strictest
@@ -29,28 +31,32 @@ from runbooks.importer.commands import (
 )
 from runbooks.specs import RunbookSpec, SectionSpec, StepSpec
 
-_md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+_md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"]).use(front_matter_plugin)
 
 _KINDS = [
     (
         SectionKind.CONTEXT,
-        r"alert context|context|symptoms?|detect(ion)?|trigger|impact|meaning|background|when to use|priority",
+        r"alert context|context|symptoms?|detect(ion)?|trigger|impact|meaning|background|when to use|priority"
+        r"|signals?|alert|alert details|description|summary|what is happening|customer impact|business impact",
     ),
     (
         SectionKind.FIRST_LOOK,
-        r"first look|immediate actions?|triage|panels to check|first steps|general triage checklist",
+        r"first look|immediate actions?|triage|panels to check|first steps|general triage checklist|initial checks"
+        r"|quick checks",
     ),
     (
         SectionKind.DIAGNOSTICS,
-        r"diagnostic queries|diagnostics?|diagnosis|deep dive|investigat\w*|what to look for|checks",
+        r"diagnostic queries|diagnostics?|diagnosis|deep dive|investigat\w*|what to look for|checks"
+        r"|verification|verify|validation|post-?checks|confirm recovery|health checks?",
     ),
     (SectionKind.HYPOTHESES, r"(common )?hypothes[ie]s\b.*|possible causes|root causes?"),
     (
         SectionKind.SAFE_ACTIONS,
-        r"safe actions?|mitigations?|solutions?|recovery|remediation|resolution|fix(es)?|actions?|workarounds?",
+        r"safe actions?|mitigations?|solutions?|recovery|remediation|resolution|fix(es)?|actions?|workarounds?"
+        r"|containment|contain|rollback|roll ?back|recovery steps|resolve",
     ),
     (SectionKind.UNSAFE_ACTIONS, r"not safe|unsafe( actions?)?|dangerous( actions?)?|do not|don'?t"),
-    (SectionKind.ESCALATION, r"(when to )?escalat\w*\b.*"),
+    (SectionKind.ESCALATION, r"(when to )?escalat\w*\b.*|on-?call|who to page|contacts? for escalation"),
     (SectionKind.EXPECTED, r"expected results?|expected outputs?"),
     (SectionKind.PROCEDURE, r"steps|procedure|tasks|checklist|how to"),
 ]
@@ -63,8 +69,36 @@ _REFERENCE = re.compile(
 _NUMBERING = re.compile(r"^(?:runbook\s+\d+\s*[:.)\-\u2013]?|\d+(?:\.\d+)+\.?|\d+[.)]|\d+:)\s+", re.I)
 _CHECKBOX = re.compile(r"^\[[ xX]\]\s+")
 _LIST_MARKER = re.compile(r"^(\s*)([-*+]|\d+[.)])(\s+)")
+_METADATA_LABELS = {
+    "service", "services", "team", "owner", "component", "runbook owner", "last updated", "updated", "dashboard",
+    "dashboards", "source", "threshold", "metric", "expression", "query", "for", "labels", "on-call", "escalation",
+    "impact", "summary", "environment", "cluster", "namespace", "slo", "tier",
+}  # fmt: skip
 _STOPWORDS = {"check", "the", "a", "an", "of", "for", "and", "to", "in", "on", "is", "are", "with", "all"}
 _CAMEL_ALERT = re.compile(r"^[A-Z][a-z0-9]+(?:[A-Z0-9][A-Za-z0-9]*)+$")
+# `Alert: PoolExhaustion` or `## Alert - PoolExhaustion (critical)`: an alert named in a heading.
+_HEADING_ALERT = re.compile(
+    r"^(?:alert(?:\s*name)?\s*[:\-\u2013\u2014]\s*)?`?([A-Z][a-z0-9]+(?:[A-Z0-9][A-Za-z0-9]*)+)`?"
+    r"\s*(?:$|[:(|\-\u2013\u2014])"
+)
+_ALERT_LABEL = re.compile(r"^(alert|alerts|alert ?names?|alertname|prometheus alert|alert rule)$", re.I)
+_SEVERITY_LABEL = re.compile(r"^(severity|priority|sev|level)$", re.I)
+_LINE_LABEL = re.compile(r"^\s*(alert|alerts|alert ?names?|alertname|severity|priority)\s*[:=]\s*(.+)$", re.I)
+# Prose headings that raise the safety of what they hold; they never lower it.
+_DANGER_HEADING = re.compile(
+    r"\bnot\s+safe\b|\bunsafe\b|destructive|dangerous|\bdanger\b|requires?\s+(approval|sign-?off|two)|irreversible"
+    r"|\bdo not\b|\bcaution\b|last resort|data loss|break[- ]glass",
+    re.I,
+)
+
+
+def decoration(title: str) -> bool:
+    """Rules, banners (`=====`) and empty headings: they name nothing."""
+    return not re.search(r"[^\W_]", title)
+
+
+def alert_names_in(value: str) -> list[str]:
+    return [n.strip("`'\" ") for n in re.split(r"[,;\s]+(?:and\s+|or\s+)?", value) if n.strip("`'\" ")]
 
 
 def normalise(title: str) -> str:
@@ -136,19 +170,34 @@ class Label:
 
 
 @dataclass
+class Findings:
+    """What the import report shows of a runbook beyond its content."""
+
+    alert_sources: dict[str, str] = field(default_factory=dict)
+    unclassified: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ParsedDocument:
     title: str
     sections: list[SectionSpec]
     runbooks: list[RunbookSpec]
     warnings: list[str]
+    findings: dict[str, Findings] = field(default_factory=dict)
+    shape: str = "collection"  # or "one runbook"
 
 
-def outline(text: str) -> tuple[list[SyntaxTreeNode], list[Heading], list[str]]:
+def outline(text: str) -> tuple[list[SyntaxTreeNode], list[Heading], list[str], str]:
     root = SyntaxTreeNode(_md.parse(text))
     lines = text.splitlines()
     preamble, tops, stack, flat = [], [], [], []
+    front_matter = ""
     for node in root.children:
-        if node.type == "heading":
+        if node.type == "front_matter":
+            front_matter = node.content
+        elif node.type == "heading" and decoration(inline_text(node.children[0])):
+            continue  # a banner or an empty heading: its text stays with the heading before it
+        elif node.type == "heading":
             heading = Heading(level=int(node.tag[1]), title=inline_text(node.children[0]).strip(), start=node.map[0])
             while stack and stack[-1].level >= heading.level:
                 stack.pop()
@@ -159,7 +208,7 @@ def outline(text: str) -> tuple[list[SyntaxTreeNode], list[Heading], list[str]]:
             (stack[-1].blocks if stack else preamble).append(node)
     for n, heading in enumerate(flat):
         heading.end = next((h.start for h in flat[n + 1 :] if h.level <= heading.level), len(lines))
-    return preamble, tops, lines
+    return preamble, tops, lines, front_matter
 
 
 @dataclass
@@ -183,7 +232,11 @@ class Builder:
         self.sections: list[SectionSpec] = []
         self.steps: list[StepSpec] = []
         self.alert_names: list[str] = []
+        self.alert_sources: dict[str, str] = {}
         self.severity = ""
+        self.dangerous_sections: set[int] = set()
+        self.unclassified: list[str] = []
+        self.hoist_references = False
         self.expected: list[tuple[str, str]] = []
         self.document_sections = document_sections
         self.warnings = warnings
@@ -211,12 +264,18 @@ class Builder:
         self.sections.append(SectionSpec(title=title, kind=kind, level=min(level, 8)))
         return len(self.sections) - 1
 
-    def heading(self, heading: Heading, inherited: str) -> None:
+    def heading(self, heading: Heading, inherited: str, dangerous: bool = False) -> None:
         kind = section_kind(heading.title) or inherited
         index = self.add_section(heading.title, kind, heading.level)
+        dangerous = dangerous or bool(_DANGER_HEADING.search(heading.title))
+        if dangerous:
+            self.dangerous_sections.add(index)
+        named = _HEADING_ALERT.match(clean_title(heading.title))
+        if named and re.match(r"(?i)^alert", clean_title(heading.title)):
+            self.note_alerts([named[1]], "heading")
         self.content(heading.blocks, index, kind, heading.level)
         for child in heading.children:
-            self.heading(child, kind)
+            self.heading(child, kind, dangerous)
 
     def label(self, node: SyntaxTreeNode, following: SyntaxTreeNode | None) -> Label | None:
         """`**Safe Action**:` (bold, colon) or a short known title like `Symptoms` before a list or code."""
@@ -244,26 +303,86 @@ class Builder:
             return Label(text.rstrip(":").strip(), "", header=True)
         return None
 
-    def metadata(self, node: SyntaxTreeNode) -> None:
-        """Alert names and severity from `**Alert**: `Name`` and `**Severity**:`/`**Priority**:` lines."""
+    def note_alerts(self, names: list[str], source: str) -> None:
+        for name in names:
+            if name and len(name) <= 200 and name not in self.alert_names:
+                self.alert_names.append(name)
+                self.alert_sources[name] = source
+
+    def note_severity(self, value: str) -> None:
+        self.severity = self.severity or severity_from(value)
+
+    def metadata(self, node: SyntaxTreeNode, source: str = "label") -> bool:
+        """Alert names and severity from `**Alert Name:** `Name``, `Alert: Name` and `**Severity**:` lines.
+        Returns True when every line of the paragraph was such a line."""
         inline = node.children[0] if node.children else None
         if inline is None:
-            return
+            return False
         line: list[SyntaxTreeNode] = []
+        found, lines = 0, 0
         for kid in [*inline.children, None]:
             if kid is not None and kid.type not in {"softbreak", "hardbreak"}:
-                line.append(kid)
+                if kid.type != "text" or kid.content or line:
+                    line.append(kid)
                 continue
-            strong = next((k for k in line if k.type == "strong"), None)
+            lines += 1
+            strong = next((k for k in line[:1] if k.type == "strong"), None)
             if strong is not None:
-                label = inline_text(strong).strip().rstrip(":").lower()
-                value = "".join(inline_text(k) for k in line[line.index(strong) + 1 :]).lstrip(": ").strip()
-                if label in {"alert", "alerts", "alert name", "alert names"}:
-                    names = [k.content.strip() for k in line if k.type == "code_inline"] or re.split(r"[,\s]+", value)
-                    self.alert_names += [n for n in names if n]
-                elif label in {"severity", "priority"} and not self.severity:
-                    self.severity = severity_from(value)
+                label = inline_text(strong).strip().rstrip(":").strip()
+                value = "".join(inline_text(k) for k in line[1:]).lstrip(": ").strip()
+                names = [k.content.strip() for k in line if k.type == "code_inline"] or alert_names_in(value)
+            else:
+                plain = _LINE_LABEL.match("".join(inline_text(k) for k in line))
+                label, value = (plain[1], plain[2].strip()) if plain else ("", "")
+                names = [k.content.strip() for k in line if k.type == "code_inline"] or alert_names_in(value)
+                source = "line" if source == "label" else source
+            if _ALERT_LABEL.match(label):
+                self.note_alerts(names, source)
+                found += 1
+            elif _SEVERITY_LABEL.match(label):
+                self.note_severity(value)
+                found += 1
+            elif strong is not None and label.lower() in _METADATA_LABELS:
+                found += 1
             line = []
+        return found > 0 and found == lines
+
+    def is_metadata(self, node: SyntaxTreeNode) -> bool:
+        inline = node.children[0] if node.children else None
+        kids = [k for k in (inline.children if inline is not None else []) if k.type != "text" or k.content]
+        first = kids[0] if kids else None
+        if first is not None and first.type == "strong":
+            label = inline_text(first).strip().rstrip(":").strip()
+            return bool(_ALERT_LABEL.match(label) or _SEVERITY_LABEL.match(label)) or label.lower() in _METADATA_LABELS
+        return bool(_LINE_LABEL.match(inline_text(inline)))
+
+    def table(self, node: SyntaxTreeNode) -> None:
+        """Alert names and severity from a table: a key/value table (`| Alert Name | X |`) or a column
+        headed Alert."""
+        rows = [
+            [inline_text(cell.children[0] if cell.children else None).strip() for cell in row.children]
+            for part in node.children
+            for row in part.children
+        ]
+        if not rows:
+            return
+        header = [h.lower().strip(" *:") for h in rows[0]]
+        column = next((n for n, h in enumerate(header) if _ALERT_LABEL.match(h)), None)
+        severity = next((n for n, h in enumerate(header) if _SEVERITY_LABEL.match(h)), None)
+        if column is not None:
+            for row in rows[1:]:
+                if column < len(row):
+                    self.note_alerts(alert_names_in(row[column]), "table")
+                if severity is not None and severity < len(row):
+                    self.note_severity(row[severity])
+            return
+        for row in rows:
+            if len(row) >= 2:
+                label = row[0].strip(" *:")
+                if _ALERT_LABEL.match(label):
+                    self.note_alerts(alert_names_in(row[1]), "table")
+                elif _SEVERITY_LABEL.match(label):
+                    self.note_severity(row[1])
 
     def content(self, blocks: list[SyntaxTreeNode], index: int, kind: str, level: int) -> None:
         at = _Cursor(section=index, kind=kind, inherited=kind, level=level)
@@ -282,6 +401,8 @@ class Builder:
             elif node.type in {"fence", "code_block"}:
                 self.code_block(at, node)
             elif node.type != "hr":
+                if node.type == "table":
+                    self.table(node)
                 at.prose.append(self.source(node))
         self.flush(at)
 
@@ -328,10 +449,33 @@ class Builder:
             return
         at.hoisting = None
         at.kind = section_kind(label.title) or at.inherited
+        parent_dangerous = at.section in self.dangerous_sections
         at.section = self.add_section(label.title, at.kind, at.level + 1)
+        if parent_dangerous or _DANGER_HEADING.search(label.title):
+            self.dangerous_sections.add(at.section)
 
     def list_block(self, at: "_Cursor", node: SyntaxTreeNode) -> None:
         """A list of labelled sections, prose in a descriptive section, or else one step per item."""
+        metadata = [
+            self.metadata(item.children[0], "list")
+            for item in node.children
+            if item.children and item.children[0].type == "paragraph"
+        ]
+        if metadata and all(metadata) and len(metadata) == len(node.children):
+            at.prose.append(self.source(node))
+            return
+        if any(metadata):
+            # `- **Alert Name:** ...` items describe the runbook; the others are its steps.
+            at.prose.append(self.source(node))
+            items = [
+                item
+                for item in node.children
+                if not (item.children and item.children[0].type == "paragraph" and self.is_metadata(item.children[0]))
+            ]
+            if at.kind not in DESCRIPTIVE_KINDS:
+                for item in items:
+                    self.step_from_item(item, at.section, at.kind)
+            return
         if self.is_label_list(node):
             self.flush(at)
             for item in node.children:
@@ -445,7 +589,8 @@ class Builder:
         )
 
     def add_step(self, *, title, section, kind, instructions, command, recognised, prose, expected="") -> None:
-        unsafe = kind == SectionKind.UNSAFE_ACTIONS
+        unsafe = kind == SectionKind.UNSAFE_ACTIONS or section in self.dangerous_sections
+        self.unclassified += recognised.unknown
         if recognised.action:
             safety = Safety.DANGEROUS if unsafe else recognised.safety
             step = StepSpec(
@@ -517,17 +662,61 @@ def _should_split(heading: Heading) -> bool:
     )
 
 
+def _one_runbook(candidates: list[Heading]) -> bool:
+    """Headings named like the parts of one runbook (Symptoms, Diagnosis, Mitigation, Escalation...)
+    make one runbook with sections; headings named like alerts or services make a collection."""
+    kinds = [section_kind(c.title) for c in candidates]
+    template = sum(bool(k) or is_reference(c.title) for k, c in zip(kinds, candidates, strict=True))
+    return len(candidates) >= 2 and len(set(kinds) - {None}) >= 2 and template * 3 >= len(candidates) * 2
+
+
+def _front_matter(raw: str, warnings: list[str]) -> dict:
+    if not raw.strip():
+        return {}
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 2})" if mark else ""
+        warnings.append(f"The front matter is not valid YAML{where}; it was ignored.")
+        return {}
+    if not isinstance(data, dict):
+        warnings.append("The front matter is not a mapping of keys to values; it was ignored.")
+        return {}
+    return {str(k).lower().replace("-", "_"): v for k, v in data.items()}
+
+
+def _meta_alerts(meta: dict) -> list[str]:
+    names: list[str] = []
+    for key in ("alert", "alerts", "alertname", "alert_name", "alert_names"):
+        value = meta.get(key)
+        if isinstance(value, str):
+            names += alert_names_in(value)
+        elif isinstance(value, list):
+            names += [str(v).strip() for v in value if isinstance(v, str | int) and str(v).strip()]
+    return names
+
+
 def parse_document(text: str, key: str) -> ParsedDocument:
     """Pure parsing: no database. Raises ValueError when the document has no headings."""
-    preamble, tops, lines = outline(text)
+    preamble, tops, lines, front_matter = outline(text)
     if not tops:
         raise ValueError("The document has no headings; a runbook document needs at least one (# Title).")
     warnings: list[str] = []
+    meta = _front_matter(front_matter, warnings)
     document_sections: list[SectionSpec] = []
     single = tops[0] if len(tops) == 1 else None
+    one = _one_runbook(single.children if single is not None else tops)
+    if one and single is None:
+        name = meta.get("title") if isinstance(meta.get("title"), str) else ""
+        name = name or key.replace("-", " ").replace("_", " ").strip().capitalize() or "Runbook"
+        single = Heading(level=0, title=name, start=0, end=len(lines), children=tops)
+        tops = [single]
     if single is not None:
         title = clean_title(single.title)
-        if single.children:
+        if one:
+            candidates = [single]
+        elif single.children:
             preamble, candidates = preamble + single.blocks, single.children
         else:
             candidates = [single]
@@ -543,10 +732,19 @@ def parse_document(text: str, key: str) -> ParsedDocument:
 
     runbooks: list[RunbookSpec] = []
     used_slugs: set[str] = set()
+    findings: dict[str, Findings] = {}
 
     def runbook(heading: Heading, category: str = "") -> None:
         builder = Builder(lines, document_sections=document_sections, warnings=warnings)
-        runbooks.append(_runbook_spec(builder, heading, key=key, category=category, used_slugs=used_slugs))
+        if one:
+            builder.hoist_references = True
+        spec = _runbook_spec(builder, heading, key=key, category=category, used_slugs=used_slugs)
+        if not spec.steps and not any(s.body.strip() for s in spec.sections):
+            warnings.append(f"The heading {heading.title!r} has nothing under it; it made no runbook.")
+            used_slugs.discard(spec.slug)
+            return
+        runbooks.append(spec)
+        findings[spec.slug] = Findings(dict(builder.alert_sources), list(dict.fromkeys(builder.unclassified)))
 
     for heading in candidates:
         if is_reference(heading.title) and heading is not single:
@@ -559,7 +757,24 @@ def parse_document(text: str, key: str) -> ParsedDocument:
                     runbook(child, clean_title(heading.title))
         else:
             runbook(heading)
-    return ParsedDocument(title=title[:200], sections=document_sections, runbooks=runbooks, warnings=warnings)
+    alerts = _meta_alerts(meta)
+    if alerts and len(runbooks) == 1:
+        runbooks[0].alert_names = list(dict.fromkeys([*runbooks[0].alert_names, *alerts]))
+        for name in alerts:
+            findings[runbooks[0].slug].alert_sources.setdefault(name, "front matter")
+    elif alerts:
+        warnings.append("The front matter names alerts but the document holds several runbooks; name them in each.")
+    severity = severity_from(str(meta.get("severity") or meta.get("priority") or ""))
+    if severity and len(runbooks) == 1 and not runbooks[0].severity:
+        runbooks[0].severity = severity
+    return ParsedDocument(
+        title=title[:200],
+        sections=document_sections,
+        runbooks=runbooks,
+        warnings=warnings,
+        findings=findings,
+        shape="one runbook" if one else "collection",
+    )
 
 
 def _reference(heading: Heading, lines: list[str]) -> SectionSpec:
@@ -572,15 +787,20 @@ def _runbook_spec(builder: Builder, heading: Heading, *, key: str, category: str
     """One runbook from a heading: its own text, its sub-headings as sections, its alerts."""
     own_kind = section_kind(heading.title) or SectionKind.PROCEDURE
     if _meaningful(heading.blocks):
-        index = builder.add_section(heading.title, own_kind, heading.level)
-        builder.content(heading.blocks, index, own_kind, heading.level)
+        index = builder.add_section(heading.title, own_kind, max(heading.level, 1))
+        builder.content(heading.blocks, index, own_kind, max(heading.level, 1))
     for child in heading.children:
-        builder.heading(child, own_kind)
+        if builder.hoist_references and is_reference(child.title):
+            # Reference-only parts of a one-runbook document (links, contacts) are shown, never steps.
+            builder.document_sections.append(_reference(child, builder.lines))
+        else:
+            builder.heading(child, own_kind)
     builder.attach_expected()
     name = clean_title(heading.title)
+    named = _HEADING_ALERT.match(name)
+    if named and (not builder.alert_names or re.match(r"(?i)^alert", name)):
+        builder.note_alerts([named[1]], "heading")
     alerts = list(dict.fromkeys(builder.alert_names))
-    if not alerts and _CAMEL_ALERT.match(name):
-        alerts = [name]
     return RunbookSpec(
         title=name[:200],
         slug=_unique_slug(slugify(f"{key}-{name}")[:140] or f"{key}-runbook", used_slugs),

@@ -1,10 +1,11 @@
 from runbooks.models.draft import DraftState, RunbookDraft
 from runbooks.models.run import RunbookRun, StepRun
-from runbooks.models.runbook import Runbook, RunbookDocument, RunbookStep, RunbookVersion
+from runbooks.models.runbook import Runbook, RunbookAlert, RunbookDocument, RunbookStep, RunbookVersion
 
 __all__ = [
     "DraftState",
     "Runbook",
+    "RunbookAlert",
     "RunbookDocument",
     "RunbookDraft",
     "RunbookRun",

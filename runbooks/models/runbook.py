@@ -1,6 +1,7 @@
 """Runbooks and their versions. A version is never changed: an edit or a changed import adds one."""
 
 import re
+import unicodedata
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -15,7 +16,13 @@ from runbooks.actions import ACTIONS
 from runbooks.choices import TEMPLATE_KINDS, Safety, SectionKind, StepKind
 from runbooks.specs import RunbookSpec, SectionSpec, StepSpec, validate
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
+_WORD = re.compile(r"[^\W\d_][\w]+")
+
+
+def alert_key(name: str) -> str:
+    """How alert names compare: Unicode-normalised and case-folded, so `RéservationÉchouée` written
+    either way (composed or not, any case) is one name."""
+    return unicodedata.normalize("NFKC", name or "").casefold().strip()[:200]
 
 
 def rendered_sections(sections: list[SectionSpec]) -> list[dict]:
@@ -55,19 +62,16 @@ class RunbookQuerySet(models.QuerySet):
         return self.select_related("document", "current_version").prefetch_related("services")
 
     def answering(self, alertname: str):
-        # alert_names is a JSON list: a quoted, case-insensitive match on its text finds a whole name.
-        return self.published().filter(alert_names__icontains=f'"{alertname}"')
+        return self.published().filter(answers__key=alert_key(alertname)).distinct()
 
     def suggested_for(self, incident, *, limit: int = 8) -> list["Runbook"]:
         """Runbooks answering one of the incident's alerts (or an alert named in its title or summary)
         first, then runbooks of its services."""
-        alerts = {name.lower() for name in incident.alerts.values_list("alertname", flat=True) if name}
-        words = alerts | {w.lower() for w in _WORD.findall(f"{incident.title}\n{incident.summary}")}
-        by_alert = [
-            pk
-            for pk, names in self.published().order_by("title").values_list("pk", "alert_names")
-            if any(name.lower() in words for name in names)
-        ]
+        alerts = {alert_key(name) for name in incident.alerts.values_list("alertname", flat=True) if name}
+        words = alerts | {alert_key(w) for w in _WORD.findall(f"{incident.title}\n{incident.summary}")}
+        by_alert = list(
+            self.published().filter(answers__key__in=words).order_by("title").values_list("pk", flat=True).distinct()
+        )
         service_ids = [s.pk for s in incident.services.all()]
         by_service = (
             list(self.published().filter(services__in=service_ids).order_by("title").values_list("pk", flat=True))
@@ -93,6 +97,13 @@ class Runbook(models.Model):
     services = models.ManyToManyField(Service, blank=True, related_name="runbooks")
     current_version = models.ForeignKey(
         "RunbookVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    imported = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="What the last import of its document made of it: a re-import tells the portal's edits from "
+        "the document's changes by it.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -161,7 +172,34 @@ class Runbook(models.Model):
         self.severity, self.owner, self.current_version = spec.severity, spec.owner, version
         self.save()
         self.services.set(services)
+        keys = {alert_key(name): name for name in spec.alert_names}
+        self.answers.exclude(key__in=keys).delete()
+        present = set(self.answers.values_list("key", flat=True))
+        RunbookAlert.objects.bulk_create(
+            [RunbookAlert(runbook=self, name=name, key=key) for key, name in keys.items() if key not in present]
+        )
         return version
+
+
+class RunbookAlert(models.Model):
+    """An alert name the current version of a runbook answers, by its normalised key."""
+
+    runbook = models.ForeignKey(Runbook, on_delete=models.CASCADE, related_name="answers")
+    name = models.CharField(max_length=200)
+    key = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            # A runbook answers an alert once, however its name is written.
+            models.UniqueConstraint(fields=["runbook", "key"], name="runbook_alert_key_uniq"),
+        ]
+        indexes = [
+            # The first look and the suggested runbooks: which runbooks answer this alert.
+            models.Index(fields=["key"], name="runbook_alert_key_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 def _services(slugs, field: str) -> list[Service]:

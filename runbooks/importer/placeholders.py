@@ -1,0 +1,80 @@
+"""Placeholders an author leaves for the reader to fill in: `<pod-name>`, `[PID]`, `${NAMESPACE}`,
+`{{ $labels.instance }}`, `your-domain`, `'[0.1, 0.2, ...]'`. They become the parameters of a run
+(asked for when it starts, or filled from the alert's labels of the same name), and hosts such as
+example.com are the target service, never a real host to call."""
+
+import re
+from collections.abc import Callable
+
+# Each pattern's first group (when present) names the parameter.
+_PATTERNS = [
+    re.compile(r"\{\{\s*\.?\$?(?:labels\.|\.Labels\.)?([A-Za-z_][\w]*)\s*\}\}"),
+    re.compile(r"<([A-Za-z][\w.-]*)>"),
+    re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}"),
+    re.compile(r"\[([A-Z][A-Z0-9_]+(?: [A-Z0-9_]+)*)\]"),
+    re.compile(r"\[[^\]\n]*\.\.\.[^\]\n]*\]"),
+    re.compile(r"\b(?:your|YOUR)[-_]([A-Za-z][\w-]*)"),
+]
+# Served by the target service (its base URL, database, cache), not asked for.
+_TARGET_NAMES = re.compile(r"(?i)^(.*_)?(url|uri|dsn|host|hostname|port|domain|base_url|database_url|redis_url)$")
+_HOST_PLACEHOLDER = re.compile(
+    r"(?i)^(localhost|127\.0\.0\.1|0\.0\.0\.0|::1|host|hostname|server|your[-_]\S+|(.+\.)?example\.(com|org|net)"
+    r"|__ph\d+__)$"
+)
+# Shell parsing: `<name>` and `{{ ... }}` are not shell; they are masked by a token of the same word shape.
+_SHELL_MASKED = re.compile(r"<[A-Za-z][\w.-]*>|\{\{[^{}\n]*\}\}")
+
+
+def name_of(match: re.Match) -> str:
+    raw = match.group(1) if match.re.groups and match.group(1) else "values"
+    return re.sub(r"[^a-z0-9]+", "_", raw.lower()).strip("_") or "value"
+
+
+def find(text: str) -> list[str]:
+    """Parameter names in the order they appear, without those the target service provides."""
+    return list(dict.fromkeys(name for _, name in tokens(text)))
+
+
+def tokens(text: str) -> list[tuple[str, str]]:
+    """(as written, parameter name) for every placeholder that is asked for."""
+    out: list[tuple[int, str, str]] = []
+    taken: list[tuple[int, int]] = []
+    for pattern in _PATTERNS:
+        for match in pattern.finditer(text or ""):
+            if any(start <= match.start() < end for start, end in taken):
+                continue
+            taken.append((match.start(), match.end()))
+            name = name_of(match)
+            if not _TARGET_NAMES.match(name):
+                out.append((match.start(), match.group(0), name))
+    return [(written, name) for _, written, name in sorted(out)]
+
+
+def is_placeholder_host(host: str) -> bool:
+    return bool(_HOST_PLACEHOLDER.match(host or ""))
+
+
+def mask(text: str) -> tuple[str, Callable[[str], str]]:
+    """Replaces what the shell grammar would misread with plain words; returns the function that
+    puts them back into any piece of the masked text."""
+    originals: list[str] = []
+
+    def token(match: re.Match) -> str:
+        originals.append(match.group(0))
+        return f"__ph{len(originals) - 1}__"
+
+    masked = _SHELL_MASKED.sub(token, text)
+
+    def restore(piece: str) -> str:
+        return re.sub(r"__ph(\d+)__", lambda m: originals[int(m[1])], piece) if originals else piece
+
+    return masked, restore
+
+
+def mask_sql(sql: str) -> str:
+    """Placeholders as plain identifiers (one stands for a value or a name alike), so that the
+    statement around them can be judged by the grammar."""
+    sql = re.sub(r"(?<![:\w]):'?([A-Za-z_]\w*)'?(?!:)", "ph_value", sql)  # psql variables :name / :'name'
+    for pattern in _PATTERNS:
+        sql = pattern.sub("ph_value", sql)
+    return sql
