@@ -41,7 +41,7 @@ def test_http_check_warns_when_slower_than_the_threshold(http_service):
 
 
 def test_http_check_head_and_absolute_url(http_service):
-    result = run("http_check", {"url": f"{http_service}/health", "method": "HEAD"})
+    result = run("http_check", {"url": f"{http_service}/health", "method": "HEAD"}, base_url=http_service)
     assert result.status == "ok" and result.output.startswith("HEAD ")
 
 
