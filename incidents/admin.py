@@ -16,7 +16,15 @@ class ServiceAdmin(admin.ModelAdmin):
         (
             "Connection settings for runbook steps",
             {
-                "fields": ["base_url", "database_url", "redis_url", "broker_url", "prometheus_url"],
+                "fields": [
+                    "base_url",
+                    "database_url",
+                    "redis_url",
+                    "broker_url",
+                    "prometheus_url",
+                    "http_hosts",
+                    "secret_names",
+                ],
                 "description": "A URL without a password, or env:NAME to read it from the workers' environment.",
             },
         ),

@@ -4,11 +4,15 @@ A setting is either a plain URL that carries no password (``redis://cache.intern
 a reference to an environment variable of the worker, ``env:ORDERS_DATABASE_URL``, resolved only
 when a step runs. Everything a worker prints or stores passes through a `Masker` that knows the
 resolved secrets, so they never reach step output, logs or the API.
+
+A step may also send a secret of its own (an HTTP header written ``env:CHECKOUT_TOKEN``): only a
+name its service declares as one of its secrets, and never one of the worker's own settings.
 """
 
+import base64
 import os
 import re
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 from django.core.exceptions import ValidationError
 from django.utils.deconstruct import deconstructible
@@ -22,6 +26,15 @@ _SECRET_QUERY = re.compile(
     r"(?P<key>[?&](?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth\w*)=)[^&\s#]+", re.I
 )
 MASK = "***"
+# The worker's own settings: a step never sends them, whatever a service declares.
+WORKER_SETTINGS = frozenset(
+    {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "EMAIL_HOST_PASSWORD"}
+)
+_HOST = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$|^\[[0-9a-f:.]+\]$"
+)
+# Shorter secrets' encodings would mask ordinary text; the secret itself is always masked.
+_MIN_ENCODED = 8
 
 
 class ConnectionSettingError(Exception):
@@ -30,6 +43,41 @@ class ConnectionSettingError(Exception):
 
 def is_env_reference(value: str) -> bool:
     return value.startswith(ENV_PREFIX)
+
+
+def name_list(value: str) -> list[str]:
+    """The entries of a comma- or line-separated list, in order, blanks dropped."""
+    return [item.strip() for item in re.split(r"[,\s]+", value or "") if item.strip()]
+
+
+def validate_secret_names(value: str) -> None:
+    """A service's declared secrets: environment variable names, none of them the worker's own settings."""
+    for name in name_list(value):
+        if not _ENV_NAME.match(name):
+            raise ValidationError(f"{name!r} is not an environment variable name (capitals, digits and underscores).")
+        if name in WORKER_SETTINGS:
+            raise ValidationError(f"{name} is the portal's own setting: a step can never send it.")
+
+
+def validate_host_list(value: str) -> None:
+    """Host names (or bracketed IPv6 / plain IPv4 addresses) without scheme, port or path."""
+    for host in name_list(value):
+        if not _HOST.match(host.lower()):
+            raise ValidationError(
+                f"{host!r} is not a host name: give names like api.example.com, without scheme or port."
+            )
+
+
+def check_secret_reference(value: str, *, label: str) -> str:
+    """The variable name of a step's env:NAME value; ValueError unless it could ever be sent."""
+    name = value[len(ENV_PREFIX) :]
+    if not _ENV_NAME.match(name):
+        raise ValueError(
+            f"{label}: {value!r} is not a valid reference: use env:NAME with NAME in capitals, digits and underscores."
+        )
+    if name in WORKER_SETTINGS:
+        raise ValueError(f"{label}: {name} is the portal's own setting and is never sent by a step.")
+    return name
 
 
 @deconstructible
@@ -74,16 +122,33 @@ class Masker:
         self._secrets: set[str] = set()
 
     def add(self, value: str) -> None:
-        """Registers a resolved setting: the whole value, and the password inside it if it is a URL."""
+        """Registers a resolved setting: the whole value, and the password inside it if it is a URL,
+        each also as a service echoing it would encode it (base64, URL-encoding, hex)."""
         if not value:
             return
-        self._secrets.add(value)
+        self._add(value)
         try:
             password = urlsplit(value).password
         except ValueError:
             password = None
         if password and len(password) >= 3:
-            self._secrets.add(password)
+            self._add(password)
+
+    def _add(self, secret: str) -> None:
+        self._secrets.add(secret)
+        raw = secret.encode()
+        encoded = {quote(secret, safe=""), quote_plus(secret), quote(secret), raw.hex(), raw.hex().upper()}
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            whole = encode(raw).decode()
+            encoded |= {whole, whole.rstrip("=")}
+            # Inside a longer encoded text the secret starts at one of three byte offsets; for each,
+            # the 4-character groups made of the secret's bytes alone are the same whatever surrounds it.
+            for offset in (0, 1, 2):
+                shifted = encode(b"\0" * offset + raw).decode()
+                first = 1 if offset else 0
+                last = len(shifted) // 4 - (1 if (offset + len(raw)) % 3 else 0)
+                encoded.add(shifted[first * 4 : last * 4])
+        self._secrets |= {e for e in encoded if e != secret and len(e) >= _MIN_ENCODED}
 
     def __call__(self, text: str) -> str:
         if not text:
@@ -102,6 +167,20 @@ class Masker:
         if isinstance(value, list | tuple):
             return [self.data(v) for v in value]
         return value
+
+
+def resolve_secret(value: str, *, declared: list[str], masker: Masker, label: str) -> str:
+    """A step's env:NAME value, read only when NAME is one of the secrets its service declares."""
+    try:
+        name = check_secret_reference(value, label=label)
+    except ValueError as exc:
+        raise ConnectionSettingError(str(exc)) from None
+    if name not in declared:
+        raise ConnectionSettingError(
+            f"{label} refers to {name}, which is not one of the secrets its service declares "
+            f"({', '.join(declared) or 'none'}): an admin adds it to the service's secrets (admin → Services)."
+        )
+    return resolve(value, masker=masker, label=label)
 
 
 def resolve(value: str, *, masker: Masker, label: str) -> str:

@@ -19,7 +19,7 @@ from incidents.choices import (
 )
 from incidents.models.review import PostIncidentReview
 from opsportal import metrics
-from opsportal.connections import ConnectionSettingValidator
+from opsportal.connections import ConnectionSettingValidator, name_list, validate_host_list, validate_secret_names
 from opsportal.errors import DomainError, InvalidTransition, StaleVersion
 from opsportal.markdown import render_markdown
 
@@ -52,12 +52,38 @@ class Service(models.Model):
     prometheus_url = models.CharField(
         "Prometheus URL", max_length=500, blank=True, validators=[ConnectionSettingValidator(("http", "https"))]
     )
+    # What an http_check of this service may reach and send besides its base URL's host.
+    http_hosts = models.CharField(
+        "other hosts for HTTP checks",
+        max_length=1000,
+        blank=True,
+        validators=[validate_host_list],
+        help_text="Host names, comma-separated, that HTTP checks of this service may call besides its base URL's "
+        "host (e.g. status.example.com). Loopback and link-local addresses only when the base URL is one.",
+    )
+    secret_names = models.CharField(
+        "secrets",
+        max_length=1000,
+        blank=True,
+        validators=[validate_secret_names],
+        help_text="Names of the workers' environment variables, comma-separated, that this service's steps may "
+        "send (a header written env:NAME). The portal's own settings (SECRET_KEY, DATABASE_URL, REDIS_URL, "
+        "CELERY_BROKER_URL) never can.",
+    )
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def extra_http_hosts(self) -> set[str]:
+        return {host.lower().strip("[]") for host in name_list(self.http_hosts)}
+
+    @property
+    def declared_secrets(self) -> list[str]:
+        return name_list(self.secret_names)
 
 
 class IncidentQuerySet(models.QuerySet):

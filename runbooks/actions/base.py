@@ -68,6 +68,9 @@ class Action:
     setting_for: Callable[[dict], str | None] | None = None
     # With no target service it acts on the portal itself (its broker, cache, database or data).
     portal: bool = False
+    # Why a service that has the setting still cannot serve these params (an http_check's URL on a
+    # host the service does not list), or None; the worker checks again when the step runs.
+    target_problem: Callable[[dict, object], str | None] | None = None
 
     def safety_of(self, params: dict) -> str:
         return self.safety_for(params) if self.safety_for else self.safety
@@ -97,7 +100,7 @@ class Action:
                 f"Service {service.slug} has no {label}: set one on the service (admin → Services) "
                 f"to run {self.name} against it."
             )
-        return None
+        return self.target_problem(params, service) if self.target_problem else None
 
     def check_target(self, params: dict, service) -> None:
         """TargetRefused (a ParamsError: nothing ran) unless the one target rule lets this action run

@@ -64,8 +64,8 @@ def run(params: dict, target: Target, timeout: float) -> CheckResult:
     base = target.setting("prometheus_url").rstrip("/")
     url = f"{base}/api/v1/query?{urlencode({'query': params['query'], 'timeout': f'{max(timeout - 1, 1):g}s'})}"
     started = time.perf_counter()
-    status, _, body, _ = fetch(
-        url, method="GET", headers={"Accept": "application/json"}, timeout=timeout, target=target
+    status, _, body, _, _ = fetch(
+        url, method="GET", headers={"Accept": "application/json"}, timeout=timeout, target=target, base=base
     )
     ms = round((time.perf_counter() - started) * 1000, 1)
     try:

@@ -219,13 +219,30 @@ class StepRunSerializer(serializers.ModelSerializer):
     safety = serializers.CharField(source="step.safety", read_only=True)
     action = serializers.CharField(source="step.action", read_only=True)
     waiting_for = serializers.CharField(read_only=True, allow_null=True)
+    output_hidden = serializers.SerializerMethodField(
+        help_text="The step's output is an authenticated request's answer, which viewers do not see."
+    )
 
     class Meta:
         model = StepRun
         fields = [
             "id", "step", "state", "attempts", "output", "result", "started_at", "finished_at", "completed_by",
-            "approved_by", "note", "order", "title", "kind", "safety", "action", "waiting_for",
+            "approved_by", "note", "order", "title", "kind", "safety", "action", "waiting_for", "output_hidden",
         ]  # fmt: skip
+
+    def _hidden(self, step_run) -> bool:
+        request = self.context.get("request")
+        return step_run.output_hidden_from(request.user if request else None)
+
+    def get_output_hidden(self, step_run) -> bool:
+        return self._hidden(step_run)
+
+    def to_representation(self, step_run):
+        data = super().to_representation(step_run)
+        if data["output_hidden"]:
+            data["output"] = ""
+            data["result"] = {k: v for k, v in data["result"].items() if k not in StepRun.PRIVATE_RESULT_KEYS}
+        return data
 
 
 class RunSerializer(serializers.ModelSerializer):

@@ -19,6 +19,7 @@ from django.utils import timezone
 from incidents.choices import EventKind
 from incidents.models import Incident, Service, TimelineEvent
 from opsportal.errors import Conflict, DomainError, InvalidTransition
+from opsportal.roles import is_responder
 from runbooks.actions import ACTIONS
 from runbooks.actions.base import PORTAL_SERVICE, SETTING_LABELS
 from runbooks.choices import (
@@ -518,6 +519,17 @@ class StepRun(models.Model):
 
     def __str__(self) -> str:
         return f"Run #{self.run_id} step {self.order} ({self.state})"
+
+    # What came back from a request that carried credentials (an http_check with an env: header)
+    # may hold more of them than masking can recognise: responders see it, viewers do not.
+    PRIVATE_RESULT_KEYS = ("body_excerpt",)
+
+    @property
+    def output_private(self) -> bool:
+        return bool((self.result or {}).get("private_output"))
+
+    def output_hidden_from(self, user) -> bool:
+        return self.output_private and not is_responder(user)
 
     @property
     def waiting_for(self) -> str | None:

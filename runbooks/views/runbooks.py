@@ -146,6 +146,7 @@ def _live_context(request, run: RunbookRun, **extra) -> dict:
         "current": current,
         "token": _live_token(run),
         "can_approve_dangerous": is_responder(request.user) and request.user.pk != run.started_by_id,
+        "hidden_output": {s.pk for s in step_runs if s.output_hidden_from(request.user)},
         **extra,
     }
 

@@ -41,7 +41,7 @@ def test_http_check_warns_when_slower_than_the_threshold(http_service):
 
 
 def test_http_check_head_and_absolute_url(http_service):
-    result = run("http_check", {"url": f"{http_service}/health", "method": "HEAD"})
+    result = run("http_check", {"url": f"{http_service}/health", "method": "HEAD"}, base_url=http_service)
     assert result.status == "ok" and result.output.startswith("HEAD ")
 
 
@@ -171,8 +171,15 @@ def test_postgres_statement_timeout_stops_a_slow_query(pg_dsn):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_postgres_session_is_read_only_even_when_the_parser_is_fooled(pg_dsn):
+def test_postgres_session_is_read_only_even_when_the_parser_is_fooled(pg_dsn, monkeypatch):
     from django.db import connection
+
+    from runbooks.actions import postgres
+
+    # The guard refuses a user's own function before connecting; fool it to reach the server's guard.
+    with pytest.raises(ParamsError, match=r"runbook_bump\(\), which is not on the list"):
+        run("postgres_query", {"sql": "SELECT runbook_bump()"}, database_url=pg_dsn)
+    monkeypatch.setattr(postgres, "check_read_only", lambda sql: sql)
 
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE runbook_probe (n int)")

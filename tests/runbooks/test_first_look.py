@@ -77,7 +77,11 @@ def test_a_runbook_without_a_reachable_check_says_so_on_the_timeline():
 
 def test_an_imported_alert_runbook_answers_a_real_alertmanager_delivery(client, django_capture_on_commit_callbacks):
     service = ServiceFactory(
-        name="Cosmetica API", slug="cosmetica-api", prometheus_url="http://prometheus.internal:9090"
+        name="Cosmetica API",
+        slug="cosmetica-api",
+        prometheus_url="http://prometheus.internal:9090",
+        base_url="http://cosmetica-api.internal:3000",
+        http_hosts="external-api.example.com",  # the external dependency its runbook checks
     )
     name = "cosmetica-critical-alert-runbooks.md"
     import_document((SEEDS / name).read_bytes(), name=name, services=["cosmetica-api"])

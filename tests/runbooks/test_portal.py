@@ -244,7 +244,13 @@ def test_list_page_queries_do_not_grow(as_user, django_assert_max_num_queries, t
 
 
 def test_admin_pages_show_runbooks_versions_runs_and_documents(admin_client, seeded, responder):
-    target = ServiceFactory(slug="t", prometheus_url="http://p:9090", database_url="postgres://ro@db/app")
+    target = ServiceFactory(
+        slug="t",
+        base_url="http://api.internal",
+        http_hosts="external-api.example.com",
+        prometheus_url="http://p:9090",
+        database_url="postgres://ro@db/app",
+    )
     run = RunbookRun.start(seeded, by=responder, target=target)
     version = seeded.current_version
     for url in [

@@ -258,7 +258,7 @@ def test_secrets_never_reach_output_results_events_logs_or_the_api(
     port = http_service.rsplit(":", 1)[1]
     monkeypatch.setenv("CHECKOUT_API_URL", f"http://ops:s3cr3t-pa55@127.0.0.1:{port}")
     monkeypatch.setenv("CHECKOUT_TOKEN", "tok-9d8e7f6a5b")
-    service = ServiceFactory(slug="checkout", base_url="env:CHECKOUT_API_URL")
+    service = ServiceFactory(slug="checkout", base_url="env:CHECKOUT_API_URL", secret_names="CHECKOUT_TOKEN")
     echo = auto("http_check", {"path": "/echo", "headers": {"X-Token": "env:CHECKOUT_TOKEN"}}, title="Echo")
     down = auto("http_check", {"url": f"http://127.0.0.1:{port}/missing"}, title="Missing")
     caplog.set_level(logging.DEBUG)
