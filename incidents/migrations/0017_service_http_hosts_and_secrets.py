@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0013_notification_choices_from_registries'),
+        ('incidents', '0016_paging_schedule_targets_notification_rules_pages'),
     ]
 
     operations = [
