@@ -16,6 +16,7 @@ sent by a task after commit. Each endpoint's body is written by its format
 """
 
 import logging
+import time
 import urllib.error
 import urllib.request
 from datetime import datetime
@@ -28,7 +29,7 @@ from incidents import metrics
 from incidents.choices import EscalationLevel, EventKind
 from incidents.models import EscalationContact, Incident, TimelineEvent, WebhookDelivery, WebhookEndpoint
 from incidents.models.alerts import portal_base_url
-from incidents.models.notifications import RETRY_WINDOW, SIGNATURE_HEADER
+from incidents.models.notifications import RETRY_WINDOW, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from incidents.models.report import REPORT_RECEIVED
 from incidents.models.review import REVIEW_OVERDUE
 from incidents.notifications.formats.email import single_line
@@ -292,11 +293,12 @@ _opener = urllib.request.build_opener(_NoRedirects)
 
 
 def send(delivery: WebhookDelivery) -> tuple[int | None, str]:
-    """One signed POST. Returns (status code, error); error is "" on a 2xx answer."""
+    """One POST, signed at the time of this attempt. Returns (status code, error); error is "" on a 2xx answer."""
     endpoint = delivery.endpoint
     if not endpoint.url.lower().startswith(("http://", "https://")):
         return None, f"Not an http(s) URL: {endpoint.url}"
     body = delivery.body()
+    timestamp = int(time.time())
     request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
         endpoint.url,
         data=body,
@@ -306,7 +308,8 @@ def send(delivery: WebhookDelivery) -> tuple[int | None, str]:
             "User-Agent": "OpsPortal-Webhook/1",
             "X-OpsPortal-Event": delivery.event,
             "X-OpsPortal-Delivery": str(delivery.pk),
-            SIGNATURE_HEADER: endpoint.sign(body),
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: endpoint.sign(body, timestamp),
         },
     )
     try:
