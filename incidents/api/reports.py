@@ -120,9 +120,9 @@ class ProblemReportSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="The reporter's e-mail: null for viewers (personal data), empty once the retention sweep removed it.",
     )
-    service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    incident = serializers.PrimaryKeyRelatedField(read_only=True)
-    triaged_by = UserField(read_only=True)
+    service = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    incident = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    triaged_by = UserField(read_only=True, allow_null=True)
 
     class Meta:
         model = ProblemReport
