@@ -193,6 +193,7 @@ class ActionRequestsView(APIView):
             OpenApiParameter("page_size", int, description="Number of results to return per page."),
         ],
         responses={200: ActionRequestPageSerializer},
+        operation_id="ops_requests_list",
     )
     def get(self, request):
         ActionRequest.objects.expire_stale()
