@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 
 from incidents.models import Incident, ProblemReport, Service, TimelineEvent, TimelineEventRevision
+from incidents.models.report import may_see_reporter
 from opsportal.errors import DomainError
 from opsportal.roles import is_admin
 
@@ -172,6 +173,26 @@ class ProblemReportAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    # The reporter's name and e-mail are personal data: staff without the responder role (or admin)
+    # neither see them nor find reports by them.
+    def get_list_display(self, request):
+        return self._without_reporter(request, super().get_list_display(request))
+
+    def get_search_fields(self, request):
+        return self._without_reporter(request, super().get_search_fields(request))
+
+    def get_fields(self, request, obj=None):
+        return self._without_reporter(request, super().get_fields(request, obj))
+
+    def get_readonly_fields(self, request, obj=None):
+        return self._without_reporter(request, super().get_readonly_fields(request, obj))
+
+    @staticmethod
+    def _without_reporter(request, names):
+        if may_see_reporter(request.user):
+            return names
+        return [n for n in names if n not in ("name", "email")]
 
 
 # Register the alert intake, notification and on-call schedule admins.

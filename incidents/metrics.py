@@ -46,6 +46,11 @@ webhook_attempts_total = Counter(
     "Outgoing webhook requests, by outcome (delivered, failed).",
     ["result"],
 )
+notifications_failed_total = Counter(
+    "notifications_failed_total",
+    "Notifications given up on (an e-mail that could not be sent, a webhook out of retries), by channel.",
+    ["channel"],
+)
 
 
 class OpenIncidentsCollector:

@@ -20,8 +20,9 @@ from django.utils import timezone
 
 from incidents import metrics
 from incidents.alerting import intake, notify, paging
-from incidents.choices import DeliveryState
+from incidents.choices import DeliveryState, WebhookDeliveryState
 from incidents.models import AlertDelivery, Page, PostIncidentReview, SlaClock, WebhookDelivery
+from incidents.notifications.formats.email import single_line
 
 logger = logging.getLogger(__name__)
 REQUEUE_AFTER = timedelta(minutes=5)
@@ -123,6 +124,14 @@ def deliver_webhook(delivery_id: int) -> None:
     metrics.webhook_attempts_total.labels(result="failed" if error else "delivered").inc()
     if error:
         logger.warning("webhook delivery %s to %s failed: %s", claimed.pk, claimed.endpoint.url, error)
+        if claimed.state == WebhookDeliveryState.FAILED:  # out of retries: given up
+            notify.record_failed(
+                "webhook",
+                incident_id=claimed.incident_id,
+                event=claimed.event,
+                what=f"webhook {claimed.endpoint.name}, {claimed.attempts} attempt(s)",
+                error=error,
+            )
 
 
 @shared_task
@@ -133,6 +142,27 @@ def retry_webhook_deliveries() -> int:
     return len(due)
 
 
-@shared_task(autoretry_for=(SMTPException, OSError), retry_backoff=30, max_retries=6)
-def send_notification_email(subject: str, body: str, recipients: list[str]) -> None:
-    send_mail(subject, body, None, recipients)
+EMAIL_MAX_RETRIES = 6
+
+
+@shared_task(bind=True, max_retries=EMAIL_MAX_RETRIES)
+def send_notification_email(
+    self, subject: str, body: str, recipients: list[str], *, incident_id: int | None = None, event: str = ""
+) -> None:
+    """Sends a page. A mail server that is down is retried with backoff (30 s, 1 min … 16 min); when
+    that runs out, or the message cannot be sent at all, the failure is counted and written on the
+    incident's timeline: a page is never dropped silently."""
+    what = f"e-mail to {len(recipients)} recipient(s)"
+    try:
+        send_mail(single_line(subject), body, None, recipients)
+    except (SMTPException, OSError) as exc:
+        if self.request.retries < EMAIL_MAX_RETRIES:
+            raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from None
+        notify.record_failed("email", incident_id=incident_id, event=event, what=what, error=_reason(exc))
+    except Exception as exc:  # a message that cannot be built: retrying will not help, telling people will
+        logger.exception("notification e-mail for %s could not be sent", event or "an incident")
+        notify.record_failed("email", incident_id=incident_id, event=event, what=what, error=_reason(exc))
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -21,8 +21,9 @@ from ops.choices import RequestState
 from ops.models import ActionRequest, username_of
 from ops.notifications import notify_approval_requested
 from ops.tasks import queue_request
+from opsportal.connections import Masker
 from opsportal.errors import DomainError
-from runbooks.actions import ACTIONS, ActionError, ParamsError
+from runbooks.actions import ACTIONS, ActionError, ParamsError, Target
 from runbooks.choices import Safety
 
 logger = logging.getLogger(__name__)
@@ -50,10 +51,14 @@ def ask(action: str, params: dict, *, by, reason: str, via: str = "api", inciden
     if "dry_run" in params:
         raise ParamsError("Leave dry_run out: every request takes a dry run first and shows it to the approver.")
     clean = spec.validate(dict(params))
-    if spec.safety_of(clean) != Safety.DANGEROUS:
+    spec.check_target(clean, service)
+    # Judged by its effect on the target (how many keys a cache pattern deletes), not only its syntax.
+    if spec.safety_of(clean, Target(service, Masker(), actor=by)) != Safety.DANGEROUS:
         raise ParamsError(
             f"{action} with these parameters is not dangerous: run it directly (POST /api/ops/cache/invalidate)."
         )
+    if clean.get("dangerous") is False:
+        clean["dangerous"] = True  # asked for as dangerous, so once approved it runs as such
     preview = perform(action, {**clean, "dry_run": True}, by=by, via=via, service=service, timeout=PREVIEW_TIMEOUT)
     if action == "terminate_long_queries":
         # The approver approves the queries they saw, not whatever is old when the worker gets there.

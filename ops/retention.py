@@ -6,7 +6,9 @@
   to RETENTION_DAYS (the alerts and the timelines built from them stay);
 - failed Celery tasks recorded more than RETENTION_DAYS ago (a weekly "clean old jobs" chore, done by the sweep);
 - the output of runbook steps of runs that finished more than RETENTION_DAYS ago (the step rows,
-  their results and the timeline stay: only the captured text goes).
+  their results and the timeline stay: only the captured text goes);
+- the name and e-mail of problem reporters (personal data) on reports received more than
+  RETENTION_DAYS ago (the report, its description and its triage stay).
 """
 
 import time
@@ -19,13 +21,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from incidents.choices import DeliveryState, WebhookDeliveryState
-from incidents.models import AlertDelivery, WebhookDelivery
+from incidents.models import AlertDelivery, ProblemReport, WebhookDelivery
 from ops.models import FailedTask, RetentionRun
 from opsportal import metrics
 from runbooks.choices import FINISHED_RUN_STATES
 from runbooks.models import StepRun
 
-KINDS = ("login_attempts", "webhook_deliveries", "alert_payloads", "failed_tasks", "step_outputs")
+KINDS = ("login_attempts", "webhook_deliveries", "alert_payloads", "failed_tasks", "step_outputs", "reporter_details")
 
 
 def expired(now=None) -> dict:
@@ -43,6 +45,7 @@ def expired(now=None) -> dict:
         "step_outputs": StepRun.objects.filter(run__state__in=FINISHED_RUN_STATES, run__finished_at__lt=cutoff).exclude(
             output=""
         ),
+        "reporter_details": ProblemReport.objects.filter(created_at__lt=cutoff).exclude(name="", email=""),
     }
 
 
@@ -56,6 +59,8 @@ def _sweep(queryset, kind: str, batch: int) -> int:
             rows = queryset.model.objects.filter(pk__in=ids)
             if kind == "step_outputs":
                 done += rows.update(output="")
+            elif kind == "reporter_details":
+                done += rows.update(name="", email="")
             else:
                 rows.delete()
                 done += len(ids)

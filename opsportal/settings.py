@@ -280,6 +280,9 @@ MAINTENANCE_RETRY_AFTER = env_int("MAINTENANCE_RETRY_AFTER", 300, minimum=1)  # 
 OPS_HEALTH_CHECK_SEVERITY = env_str("OPS_HEALTH_CHECK_SEVERITY", "SEV3")
 # A dangerous ops action asked for outside a runbook waits this long for a second admin (ops/approvals.py).
 OPS_APPROVAL_TTL_MINUTES = env_int("OPS_APPROVAL_TTL_MINUTES", 60, minimum=1)
+# A cache invalidation by pattern that would delete more keys than this (or every key) is dangerous:
+# it needs a second admin's approval, whatever the pattern looks like.
+OPS_CACHE_INVALIDATE_MAX_KEYS = env_int("OPS_CACHE_INVALIDATE_MAX_KEYS", 10_000, minimum=1)
 
 # --- Limits ----------------------------------------------------------------------------------
 TIMELINE_BODY_MAX_LENGTH = 20_000

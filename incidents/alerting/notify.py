@@ -16,6 +16,7 @@ sent by a task after commit. Each endpoint's body is written by its format
 """
 
 import logging
+import time
 import urllib.error
 import urllib.request
 from datetime import datetime
@@ -24,13 +25,15 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents import metrics
 from incidents.alerting import paging
-from incidents.choices import EscalationLevel
-from incidents.models import EscalationContact, Incident, Page, WebhookDelivery, WebhookEndpoint
+from incidents.choices import EscalationLevel, EventKind
+from incidents.models import EscalationContact, Incident, Page, TimelineEvent, WebhookDelivery, WebhookEndpoint
 from incidents.models.alerts import portal_base_url
-from incidents.models.notifications import RETRY_WINDOW, SIGNATURE_HEADER
+from incidents.models.notifications import RETRY_WINDOW, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from incidents.models.report import REPORT_RECEIVED
 from incidents.models.review import REVIEW_OVERDUE
+from incidents.notifications.formats.email import single_line
 from incidents.notifications.registry import Notification, event_values, get_format
 from incidents.signals import ESCALATED, INCIDENT_CREATED, STATUS_CHANGED
 
@@ -181,8 +184,39 @@ def _notify(
     if emails:
         from incidents.tasks import send_notification_email
 
+        mail = email_for(notification)
+        transaction.on_commit(
+            lambda: send_notification_email.delay(
+                mail["subject"], mail["body"], emails, incident_id=incident.pk, event=event
+            )
+        )
+
+
+def email_for(notification: Notification) -> dict:
+    """The e-mail format's subject and body; a format that fails still leaves a plain e-mail, so a
+    page is never lost to formatting."""
+    try:
         mail = get_format("email").render(notification)
-        transaction.on_commit(lambda: send_notification_email.delay(mail["subject"], mail["body"], emails))
+    except Exception:  # any bug in a format: the page must still go out
+        logger.exception("e-mail format failed for %s; sending the plain text", notification.event)
+        mail = {"subject": notification.text, "body": f"{notification.text}\n\n{notification.url}\n"}
+    return {"subject": single_line(mail["subject"]), "body": mail["body"]}
+
+
+def record_failed(channel: str, *, incident_id: int | None, event: str, what: str, error: str) -> None:
+    """A notification given up on: counted (notifications_failed_total{channel}) and, for an
+    incident's event, written on its timeline so the people on the incident know who was not told."""
+    metrics.notifications_failed_total.labels(channel=channel).inc()
+    logger.error("%s notification %s failed: %s: %s", channel, event, what, error)
+    incident = Incident.objects.filter(pk=incident_id).first() if incident_id else None
+    if incident is None:
+        return
+    TimelineEvent.record(
+        incident,
+        kind=EventKind.COMMUNICATION,
+        body=f"Notification failed: the {channel} for {event or 'this incident'} ({what}) was not sent: "
+        f"{error[:500]}. Tell them another way.",
+    )
 
 
 def _emails(contacts: list[EscalationContact]) -> list[str]:
@@ -255,7 +289,11 @@ def payload_for(endpoint: WebhookEndpoint, notification: Notification) -> dict:
     except KeyError:
         logger.warning("webhook endpoint %s names unknown format %r; sending generic JSON", endpoint, endpoint.format)
         fmt = get_format("json")
-    return fmt.render(notification)
+    try:
+        return fmt.render(notification)
+    except Exception:  # a bug in one format must not lose the notification (nor roll back the change)
+        logger.exception("webhook format %r failed for %s; sending generic JSON", fmt.name, notification.event)
+        return get_format("json").render(notification)
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -267,11 +305,12 @@ _opener = urllib.request.build_opener(_NoRedirects)
 
 
 def send(delivery: WebhookDelivery) -> tuple[int | None, str]:
-    """One signed POST. Returns (status code, error); error is "" on a 2xx answer."""
+    """One POST, signed at the time of this attempt. Returns (status code, error); error is "" on a 2xx answer."""
     endpoint = delivery.endpoint
     if not endpoint.url.lower().startswith(("http://", "https://")):
         return None, f"Not an http(s) URL: {endpoint.url}"
     body = delivery.body()
+    timestamp = int(time.time())
     request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
         endpoint.url,
         data=body,
@@ -281,7 +320,8 @@ def send(delivery: WebhookDelivery) -> tuple[int | None, str]:
             "User-Agent": "OpsPortal-Webhook/1",
             "X-OpsPortal-Event": delivery.event,
             "X-OpsPortal-Delivery": str(delivery.pk),
-            SIGNATURE_HEADER: endpoint.sign(body),
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: endpoint.sign(body, timestamp),
         },
     )
     try:

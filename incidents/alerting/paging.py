@@ -15,6 +15,7 @@ fetch links acknowledge nothing.
 
 import logging
 from datetime import datetime, timedelta
+from smtplib import SMTPException
 
 from django.conf import settings
 from django.core import signing
@@ -38,7 +39,7 @@ from incidents.models import (
 )
 from incidents.models.alerts import portal_base_url
 from incidents.models.notifications import RETRY_WINDOW, backoff
-from incidents.notifications.registry import Notification, get_format, register_event
+from incidents.notifications.registry import Notification, register_event
 from incidents.oncall import on_call_at, with_rotations
 from opsportal.errors import Conflict, DomainError, NotAllowed
 
@@ -92,7 +93,11 @@ def page_level(
                 reasons.append(f"webhook {contact.endpoint.name} is disabled")
             continue
         if contact.email:
-            pages.append(_page(incident, level, source_key, text, via=f"e-mail {contact.email}", address=contact.email))
+            pages.append(
+                _page(
+                    incident, level, source_key, text, via=f"e-mail {contact.email}", address=contact.email, due_at=now
+                )
+            )
             reached = True
             continue
         if contact.schedule_id:
@@ -134,7 +139,7 @@ def _pages_for(
     pages = []
     if not rules:
         if user.email:
-            pages.append(_page(incident, level, source_key, text, via=via, user=user))
+            pages.append(_page(incident, level, source_key, text, via=via, user=user, due_at=now))
         return pages
     for rule in rules:
         if rule.channel == PageChannel.EMAIL and not user.email:
@@ -216,7 +221,7 @@ def claim(page_id: int, now: datetime) -> Page | None:
 
 def send(page: Page, now: datetime) -> None:
     """One attempt; failures are retried with the webhooks' backoff for their retry window."""
-    from incidents.alerting.notify import incident_data, incident_url
+    from incidents.alerting.notify import email_for, incident_data, incident_url
 
     text = page.text
     notification = Notification(
@@ -237,17 +242,20 @@ def send(page: Page, now: datetime) -> None:
     if page.channel == PageChannel.WEBHOOK:
         _send_webhook(page, notification, now)
         return
-    mail = get_format("email").render(notification)
+    mail = email_for(notification)  # a broken format still leaves a plain, one-line-subject e-mail
     body = mail["body"]
     link = acknowledge_url(page)
     if link:
         body += f"\nAcknowledge (one click, then confirm): {link}\nOpen the incident: {notification.url}\n"
-    error = ""
+    error, final = "", False
     try:
         send_mail(mail["subject"], body, None, [page.user.email if page.user_id else page.address])
-    except Exception as exc:  # noqa: BLE001 - any backend failure is recorded on the page and retried
+    except (SMTPException, OSError) as exc:  # the mail server may come back: retried with backoff
         error = f"{type(exc).__name__}: {exc}"
-    _record(page, now, error)
+    except Exception as exc:
+        logger.exception("page %s could not be sent", page.pk)
+        error, final = f"{type(exc).__name__}: {exc}", True
+    _record(page, now, error, final=final)
 
 
 def _send_webhook(page: Page, notification: Notification, now: datetime) -> None:
@@ -272,14 +280,16 @@ def _send_webhook(page: Page, notification: Notification, now: datetime) -> None
         transaction.on_commit(lambda: deliver_webhook.delay(delivery.pk))
 
 
-def _record(page: Page, now: datetime, error: str) -> None:
+def _record(page: Page, now: datetime, error: str, *, final: bool = False) -> None:
+    """One attempt's outcome; a page given up on is counted and written on the incident's timeline
+    (notify.record_failed), so the responders know who was not told."""
     with transaction.atomic():
         locked = Page.objects.select_for_update().get(pk=page.pk)
         locked.attempts += 1
         locked.error = error[:2000]
         if not error:
             locked.state, locked.sent_at = PageState.SENT, now
-        elif now + backoff(locked.attempts) > locked.created_at + RETRY_WINDOW:
+        elif final or now + backoff(locked.attempts) > locked.created_at + RETRY_WINDOW:
             locked.state = PageState.FAILED
         else:
             locked.due_at = now + backoff(locked.attempts)
@@ -287,6 +297,16 @@ def _record(page: Page, now: datetime, error: str) -> None:
     metrics.pages_total.labels(channel=page.channel, result="failed" if error else "sent").inc()
     if error:
         logger.warning("page %s to %s failed: %s", page.pk, page.recipient, error)
+    if locked.state == PageState.FAILED:
+        from incidents.alerting.notify import record_failed
+
+        record_failed(
+            page.channel,
+            incident_id=page.incident_id,
+            event=PAGED,
+            what=f"page {page.pk} at L{page.level}, {locked.attempts} attempt(s)",
+            error=error,
+        )
 
 
 # --- acknowledge links ------------------------------------------------------------------------

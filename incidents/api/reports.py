@@ -17,6 +17,7 @@ from incidents.models.report import (
     REPORT_DESCRIPTION_MAX,
     REPORT_MAX_BODY_BYTES,
     body_too_large,
+    may_see_reporter,
     record_received,
     record_rejected,
     record_throttled,
@@ -109,9 +110,19 @@ create_report = PublicReportView.as_view()
 
 class ProblemReportSerializer(serializers.ModelSerializer):
     reference = serializers.CharField(read_only=True)
-    service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    incident = serializers.PrimaryKeyRelatedField(read_only=True)
-    triaged_by = UserField(read_only=True)
+    name = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="The reporter's name: null for viewers (personal data), empty once the retention sweep removed it.",
+    )
+    email = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="The reporter's e-mail: null for viewers (personal data), empty once the retention sweep removed it.",
+    )
+    service = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    incident = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    triaged_by = UserField(read_only=True, allow_null=True)
 
     class Meta:
         model = ProblemReport
@@ -120,6 +131,13 @@ class ProblemReportSerializer(serializers.ModelSerializer):
             "triaged_by", "triaged_at", "dismiss_reason", "created_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not may_see_reporter(request.user):
+            data["name"] = data["email"] = None
+        return data
 
 
 class EscalateSerializer(serializers.Serializer):

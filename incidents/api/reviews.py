@@ -24,7 +24,7 @@ TEXT = {"required": False, "allow_blank": True, "max_length": settings.TIMELINE_
 
 
 class ReviewSerializer(serializers.ModelSerializer):
-    owner = UserField(read_only=True)
+    owner = UserField(read_only=True, allow_null=True)
     overdue = serializers.BooleanField(read_only=True)
     times = serializers.SerializerMethodField()
     incident_reference = serializers.CharField(source="incident.reference", read_only=True)
@@ -144,8 +144,10 @@ class ReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         review.reopen(by=request.user, reason=str(reason))
         return self._fresh(review)
 
-    @extend_schema(request=ActionItemSerializer, responses=ActionItemSerializer(many=True))
-    @action(detail=True, methods=["get", "post"], url_path="action-items")
+    # A review's few action items come whole (not paginated); POST answers the item it added.
+    @extend_schema(methods=["GET"], responses=ActionItemSerializer(many=True))
+    @extend_schema(methods=["POST"], request=ActionItemSerializer, responses={201: ActionItemSerializer})
+    @action(detail=True, methods=["get", "post"], url_path="action-items", pagination_class=None)
     def action_items(self, request, pk=None):
         review = self.get_object()
         if request.method == "GET":

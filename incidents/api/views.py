@@ -120,8 +120,9 @@ class TimelineEventViewSet(
         event.restore(by=request.user)
         return Response(self.get_serializer(self.get_object()).data)
 
+    # An entry's revisions come whole, oldest first (not paginated).
     @extend_schema(responses=RevisionSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def revisions(self, request, *args, **kwargs):
         event = self.get_object()
         revisions = event.revisions.select_related("edited_by")

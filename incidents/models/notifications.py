@@ -34,6 +34,8 @@ FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY_INTERVAL = timedelta(hours=1)
 SEND_LEASE = timedelta(minutes=2)  # a worker that dies mid-send is retried after this
 SIGNATURE_HEADER = "X-OpsPortal-Signature-256"
+# The time of the attempt (Unix seconds), signed with the body so a receiver can refuse replays.
+TIMESTAMP_HEADER = "X-OpsPortal-Timestamp"
 
 
 def _new_secret() -> str:
@@ -52,7 +54,10 @@ class WebhookEndpoint(models.Model):
     secret = models.CharField(
         max_length=200,
         default=_new_secret,
-        help_text=f"Signs every request: {SIGNATURE_HEADER}: sha256=HMAC-SHA256(body, secret) in hex.",
+        help_text=(
+            f"Signs every request: {SIGNATURE_HEADER}: sha256=HMAC-SHA256(timestamp + '.' + body, secret) "
+            f"in hex, with the timestamp in {TIMESTAMP_HEADER}."
+        ),
     )
     events = models.JSONField(
         default=_all_events,
@@ -75,8 +80,11 @@ class WebhookEndpoint(models.Model):
         if not isinstance(self.events, list) or not all(isinstance(e, str) and e in known for e in self.events):
             raise ValidationError({"events": f"A list of: {', '.join(known)}."})
 
-    def sign(self, body: bytes) -> str:
-        return "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+    def sign(self, body: bytes, timestamp: int) -> str:
+        """The signature of one attempt: over `timestamp.body`, so a captured request replayed later
+        carries a stale timestamp the receiver refuses, and changing the timestamp breaks the signature."""
+        signed = str(int(timestamp)).encode() + b"." + body
+        return "sha256=" + hmac.new(self.secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 def backoff(attempts: int) -> timedelta:

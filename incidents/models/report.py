@@ -1,8 +1,10 @@
 """Problem reports: what the public tells us from the status page, until staff triage it.
 
 A report is either turned into an incident (a new one, or attached to one already open; the
-incident's timeline records it) or dismissed, once. The reporter's e-mail stays on the report
-row only: it is never copied to the timeline, and logs redact it.
+incident's timeline records it) or dismissed, once. The reporter's name and e-mail are personal
+data: they stay on the report row only (never on the timeline, which every role reads, nor in
+webhooks), only responders and admins see them (`may_see_reporter`), logs redact them, and the
+retention sweep (ops/retention.py) blanks them RETENTION_DAYS after the report arrived.
 """
 
 import logging
@@ -17,6 +19,7 @@ from incidents.choices import REPORT_TRANSITIONS, EventKind, ReportStatus, Sever
 from incidents.notifications.registry import register_event
 from opsportal import metrics
 from opsportal.errors import DomainError, InvalidTransition
+from opsportal.roles import is_responder
 
 logger = logging.getLogger("incidents.reports")
 
@@ -60,9 +63,16 @@ class ProblemReportQuerySet(models.QuerySet):
         return self.select_related("service", "incident", "triaged_by")
 
 
+def may_see_reporter(user) -> bool:
+    """Who may read a reporter's name and e-mail: responders and admins (they reply); viewers read
+    the report without them."""
+    return is_responder(user)
+
+
 class ProblemReport(models.Model):
-    name = models.CharField(max_length=120)
-    email = models.EmailField(max_length=254)
+    # Blank once the retention sweep has removed them (the public form and API require both).
+    name = models.CharField(max_length=120, blank=True)
+    email = models.EmailField(max_length=254, blank=True)
     service = models.ForeignKey(
         "incidents.Service",
         null=True,
@@ -150,7 +160,7 @@ class ProblemReport(models.Model):
                 kind=EventKind.ALERT,
                 author=by,
                 body=f"Problem report {locked.reference} from the status page{service}, "
-                f"reported by {locked.name} at {locked.created_at:%Y-%m-%d %H:%M} UTC:\n\n{quoted}",
+                f"received at {locked.created_at:%Y-%m-%d %H:%M} UTC:\n\n{quoted}",
             )
             locked.status = ReportStatus.ESCALATED
             locked.incident = incident

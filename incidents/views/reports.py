@@ -1,5 +1,6 @@
 """Staff triage of problem reports: every role reads the list, responders act on it."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -29,6 +30,7 @@ def _list(request, *, status: int = 200, error: str = "", failed: int | None = N
         "error": error,
         "failed": failed,
         "failed_form": form,
+        "retention_days": settings.RETENTION_DAYS,
     }
     return render(request, "incidents/reports.html", context, status=status)
 

@@ -1,15 +1,25 @@
 """Cache remediation: invalidate by tag (the portal's tagged cache) or by key pattern (SCAN + DEL in
 batches, never KEYS), warm the portal's hot pages, flush. A service's Redis URL, or the portal's cache
-when there is no target; a flush of the portal's cache deletes only its own keys (the broker may share the database)."""
+when there is no target; a flush of the portal's cache deletes only its own keys (the broker may share the database).
+
+An invalidation by pattern is judged by its effect, not its syntax (`[^~]*` deletes as much as `*`):
+the matching keys are counted first (SCAN, bounded), and deleting every key of the cache, or more than
+OPS_CACHE_INVALIDATE_MAX_KEYS, is dangerous: it runs only as an approved request or a dangerous step.
+"""
 
 import re
+from contextlib import contextmanager
 
 import redis
+from django.conf import settings
 
 from runbooks.actions.base import Action, ActionError, CheckResult, ParamsError, Target, TransientError, flag, only
 from runbooks.choices import CheckStatus, Safety
 
 SCAN_BATCH = 500
+# Counting stops after this many SCAN calls (~ SCAN_BATCH keys looked at each): a count that could
+# not finish is taken as "too many".
+COUNT_MAX_CALLS = 2000
 _WILDCARDS_ONLY = re.compile(r"^[*?\[\]]*$")
 
 
@@ -44,9 +54,47 @@ def _validate_invalidate(params: dict) -> dict:
     return clean
 
 
-def _invalidate_safety(params: dict) -> str:
+def _invalidate_safety(params: dict, target: Target | None = None) -> str:
     pattern = params.get("pattern")
-    return Safety.DANGEROUS if params.get("dangerous") or (pattern and matches_everything(pattern)) else Safety.CHANGE
+    if params.get("dangerous") or (pattern and matches_everything(pattern)):
+        return Safety.DANGEROUS
+    if pattern and target is not None:
+        with _redis_errors_raised():
+            client, full_key = _redis_client(target, 10.0)
+            if why_dangerous(client, full_key, pattern, portal=target.is_portal):
+                return Safety.DANGEROUS
+    return Safety.CHANGE
+
+
+def count_keys(client, match: str, *, stop_after: int) -> int | None:
+    """Keys matching `match`, counted by SCAN; stops once past `stop_after` (the count is then
+    stop_after + 1, or more). None when COUNT_MAX_CALLS calls did not finish the scan."""
+    cursor, count = 0, 0
+    for _ in range(COUNT_MAX_CALLS):
+        cursor, keys = client.scan(cursor=cursor, match=match, count=SCAN_BATCH)
+        count += len(keys)
+        if count > stop_after or int(cursor) == 0:
+            return count
+    return None
+
+
+def why_dangerous(client, full_key, pattern: str, *, portal: bool) -> str:
+    """Why deleting the keys matching `pattern` is dangerous ("" when it is an ordinary change): it
+    matches every key of the cache (the portal's own keys, or the target's database), or more than
+    OPS_CACHE_INVALIDATE_MAX_KEYS, or too many to count."""
+    limit = settings.OPS_CACHE_INVALIDATE_MAX_KEYS
+    matched = count_keys(client, full_key(pattern), stop_after=limit)
+    if matched is None:
+        return f"matches too many keys to count ({COUNT_MAX_CALLS} SCAN calls did not finish)"
+    if matched > limit:
+        return f"matches more than {limit} keys (OPS_CACHE_INVALIDATE_MAX_KEYS)"
+    if not matched:
+        return ""
+    # Matching no more than `limit`: compared with every key, counted up to limit + 1.
+    total = count_keys(client, full_key("*"), stop_after=limit) if portal else client.dbsize()
+    if total is not None and matched >= total:
+        return f"matches every key of the cache ({matched})"
+    return ""
 
 
 def _redis_client(target: Target, timeout: float):
@@ -80,16 +128,23 @@ def delete_pattern(client, pattern: str, *, dry_run: bool) -> int:
     return total
 
 
+@contextmanager
+def _redis_errors_raised():
+    """Redis failures as the action vocabulary: bad credentials 409, unreachable 503, other errors 409."""
+    try:
+        yield
+    except redis.exceptions.AuthenticationError as exc:
+        raise ActionError(f"Redis refused the credentials: {exc}") from None
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise TransientError(f"Could not reach Redis: {exc}") from None
+    except redis.exceptions.RedisError as exc:
+        raise ActionError(f"Redis answered with an error: {exc}") from None
+
+
 def _redis_errors(fn):
     def wrapped(params: dict, target: Target, timeout: float) -> CheckResult:
-        try:
+        with _redis_errors_raised():
             return fn(params, target, timeout)
-        except redis.exceptions.AuthenticationError as exc:
-            raise ActionError(f"Redis refused the credentials: {exc}") from None
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise TransientError(f"Could not reach Redis: {exc}") from None
-        except redis.exceptions.RedisError as exc:
-            raise ActionError(f"Redis answered with an error: {exc}") from None
 
     return wrapped
 
@@ -110,12 +165,22 @@ def _invalidate(params: dict, target: Target, timeout: float) -> CheckResult:
         summary = "Invalidated " + ", ".join(f"{n} key(s) tagged {t}" for t, n in counts.items())
         return CheckResult(CheckStatus.OK, summary, {"deleted": sum(counts.values())}, summary, {"tags": counts})
     client, full_key = _redis_client(target, timeout)
-    count = delete_pattern(client, full_key(params["pattern"]), dry_run=dry)
+    pattern = params["pattern"]
+    # Unless a second person approved it (an approved request, a dangerous step), its effect decides.
+    danger = "" if params["dangerous"] else why_dangerous(client, full_key, pattern, portal=target.is_portal)
+    if danger and not dry:
+        raise ActionError(
+            f"Refused: the pattern {pattern!r} {danger}: in effect a flush, so another admin must approve it. "
+            'Ask for it ("dangerous": true with a "reason", or POST /api/ops/requests), or mark the runbook '
+            "step dangerous: true. Nothing was deleted."
+        )
+    count = delete_pattern(client, full_key(pattern), dry_run=dry)
     verb = "Dry run: would delete" if dry else "Deleted"
-    summary = f"{verb} {count} key(s) matching {params['pattern']!r}"
-    return CheckResult(
-        CheckStatus.OK, summary, {"deleted": 0 if dry else count}, summary, {"matched": count, "dry_run": dry}
-    )
+    summary = f"{verb} {count} key(s) matching {pattern!r}"
+    if danger:
+        summary += f"; it {danger}, so it needs another admin's approval"
+    data = {"matched": count, "dry_run": dry, **({"dangerous": danger} if danger else {})}
+    return CheckResult(CheckStatus.OK, summary, {"deleted": 0 if dry else count}, summary, data)
 
 
 def _validate_dry(params: dict) -> dict:

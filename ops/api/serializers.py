@@ -123,9 +123,11 @@ class MaintenanceStateSerializer(serializers.Serializer):
 
 class ActionRequestSerializer(serializers.ModelSerializer):
     state_label = serializers.CharField(source="get_state_display", read_only=True)
-    requested_by = serializers.CharField(source="requested_by.get_username", default=None, read_only=True)
-    service = serializers.CharField(source="service.slug", default=None, read_only=True)
-    decided_by = serializers.CharField(source="decided_by.get_username", default=None, read_only=True)
+    requested_by = serializers.CharField(
+        source="requested_by.get_username", default=None, read_only=True, allow_null=True
+    )
+    service = serializers.CharField(source="service.slug", default=None, read_only=True, allow_null=True)
+    decided_by = serializers.CharField(source="decided_by.get_username", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = ActionRequest
@@ -135,6 +137,15 @@ class ActionRequestSerializer(serializers.ModelSerializer):
             "started_at", "finished_at", "summary", "result",
         ]  # fmt: skip
         read_only_fields = fields
+
+
+class ActionRequestPageSerializer(serializers.Serializer):
+    """GET /api/ops/requests: a page of requests, like every list of the API (?page, ?page_size)."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ActionRequestSerializer(many=True)
 
 
 class AskBody(serializers.Serializer):

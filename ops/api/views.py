@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from incidents.models import Service
 from ops import approvals
 from ops.api.serializers import (
+    ActionRequestPageSerializer,
     ActionRequestSerializer,
     AskBody,
     CacheStatsSerializer,
@@ -186,8 +187,13 @@ class ActionRequestsView(APIView):
     permission_classes = [IsAdmin]
 
     @extend_schema(
-        parameters=[OpenApiParameter("state", enum=list(RequestState.values))],
-        responses={200: ActionRequestSerializer(many=True)},
+        parameters=[
+            OpenApiParameter("state", enum=list(RequestState.values)),
+            OpenApiParameter("page", int, description="A page number within the paginated result set."),
+            OpenApiParameter("page_size", int, description="Number of results to return per page."),
+        ],
+        responses={200: ActionRequestPageSerializer},
+        operation_id="ops_requests_list",
     )
     def get(self, request):
         ActionRequest.objects.expire_stale()

@@ -60,8 +60,9 @@ class Action:
     validate: Callable[[dict], dict]
     describe: Callable[[dict], str]
     safety: str = Safety.READ_ONLY
-    # Stricter than `safety` for some parameters (a cache pattern matching everything is dangerous).
-    safety_for: Callable[[dict], str] | None = None
+    # Stricter than `safety` for some parameters: called with the target when it is known (the
+    # effect can be measured: how many keys a cache pattern deletes), with None when a runbook is stored.
+    safety_for: Callable[[dict, "Target | None"], str] | None = None
     # The service setting it connects to (a key of SETTING_LABELS); None: it needs no service.
     setting: str | None = None
     # `setting` for some parameters only (an http_check given a full URL needs no base URL).
@@ -72,8 +73,9 @@ class Action:
     # host the service does not list), or None; the worker checks again when the step runs.
     target_problem: Callable[[dict, object], str | None] | None = None
 
-    def safety_of(self, params: dict) -> str:
-        return self.safety_for(params) if self.safety_for else self.safety
+    def safety_of(self, params: dict, target: "Target | None" = None) -> str:
+        """How dangerous running it with `params` is; against `target`, judged by its effect there."""
+        return self.safety_for(params, target) if self.safety_for else self.safety
 
     def needs(self, params: dict) -> str | None:
         """The service setting a step with these params connects to (None: it needs no service)."""

@@ -12,8 +12,10 @@ from runbooks.specs import RunbookSpec, SectionSpec, StepSpec
 
 
 class RunbookStepSerializer(serializers.ModelSerializer):
-    target_service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    timeout = serializers.IntegerField(source="timeout_seconds", read_only=True)
+    target_service = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    timeout = serializers.IntegerField(
+        source="timeout_seconds", read_only=True, allow_null=True, help_text="Seconds; null: the default."
+    )
 
     class Meta:
         model = RunbookStep
@@ -53,7 +55,7 @@ class RunbookSerializer(serializers.ModelSerializer):
     version = serializers.SerializerMethodField()
     sections = serializers.SerializerMethodField()
     steps = serializers.SerializerMethodField()
-    document = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    document = serializers.SlugRelatedField(slug_field="key", read_only=True, allow_null=True)
 
     class Meta:
         model = Runbook
@@ -212,8 +214,8 @@ class ImportSerializer(serializers.Serializer):
 
 
 class StepRunSerializer(serializers.ModelSerializer):
-    completed_by = UserField(read_only=True)
-    approved_by = UserField(read_only=True)
+    completed_by = UserField(read_only=True, allow_null=True)
+    approved_by = UserField(read_only=True, allow_null=True)
     title = serializers.CharField(source="step.title", read_only=True)
     kind = serializers.CharField(source="step.kind", read_only=True)
     safety = serializers.CharField(source="step.safety", read_only=True)

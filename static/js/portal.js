@@ -89,13 +89,37 @@
   setInterval(tick, 30000);
 
   // A review field in conflict stops autosaving until the person chooses: their text (already
-  // saved) or theirs overwritten by mine. Nothing is overwritten silently.
+  // saved) or theirs overwritten by mine. Nothing is overwritten silently. (Here, not as an
+  // hx-trigger filter: htmx evaluates filters with Function(), which the production CSP forbids.)
+  document.addEventListener("htmx:confirm", function (event) {
+    var elt = event.detail.elt;
+    if (elt && elt.dataset && elt.dataset.conflict) event.preventDefault();
+  });
   document.addEventListener("htmx:afterSettle", function () {
     document.querySelectorAll(".conflict[data-conflict-for]").forEach(function (box) {
       var field = document.getElementById(box.getAttribute("data-conflict-for"));
       if (field) field.dataset.conflict = "1";
     });
   });
+  // Forms that save through htmx as they change (review fields, action items) are never submitted
+  // by the browser: Enter in one of their fields saves that field instead. (A native submit would
+  // reload the page, and by GET put the text in the URL and the logs.) Inline handlers cannot do
+  // this: the production CSP (script-src 'self') blocks them.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches || !form.matches("form[data-autosave]")) return;
+    event.preventDefault();
+    var active = document.activeElement;
+    var field = active && active !== form && form.contains(active) ? active : form.querySelector("[hx-post]") || form;
+    if (window.htmx) htmx.trigger(field, "change");
+  });
+
+  // Filters that apply as soon as a choice is made (the reviews' state filter).
+  document.addEventListener("change", function (event) {
+    var control = event.target;
+    if (control.matches && control.matches("[data-submit-on-change]") && control.form) control.form.requestSubmit();
+  });
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("[data-resolve]");
     if (!button) return;

@@ -1,6 +1,7 @@
 """Staff triage of problem reports: list, turn into an incident, attach, dismiss — by role."""
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from incidents.models import Incident, ProblemReport
 from tests.factories import IncidentFactory, ServiceFactory
@@ -25,8 +26,12 @@ def test_api_list_and_detail_by_role(api_for, report, role):
     listing = api_for(role).get("/api/reports/?status=new")
     assert listing.status_code == READS[role]
     if READS[role] == 200:
-        assert listing.json()["results"][0]["email"] == "jane@example.com"
-        assert api_for(role).get(f"/api/reports/{report.pk}/").json()["reference"] == report.reference
+        # The reporter's name and e-mail are personal data: responders and admins only.
+        reporter = ("Jane", "jane@example.com") if role != "viewer" else (None, None)
+        row = listing.json()["results"][0]
+        assert (row["name"], row["email"]) == reporter and row["description"].startswith("Pay button")
+        detail = api_for(role).get(f"/api/reports/{report.pk}/").json()
+        assert detail["reference"] == report.reference and (detail["name"], detail["email"]) == reporter
 
 
 @pytest.mark.parametrize("role", WRITES)
@@ -41,7 +46,7 @@ def test_api_escalate_by_role(api_for, report, role):
         assert list(incident.services.values_list("slug", flat=True)) == ["checkout"]
         event = incident.events.get(kind="alert")
         assert report.reference in event.body and "Pay button spins forever." in event.body
-        assert "jane@example.com" not in event.body
+        assert "jane@example.com" not in event.body and "Jane" not in event.body  # viewers read timelines
     else:
         assert report.status == "new" and not Incident.objects.exists()
 
@@ -96,6 +101,29 @@ def test_portal_list_by_role(client, user_for, report, role):
     body = response.content.decode()
     assert response.status_code == 200 and report.reference in body and "Pay button spins forever." in body
     assert ("Turn into incident" in body) == (role in {"responder", "admin"})
+    sees_reporter = role in {"responder", "admin"}  # personal data
+    assert ("jane@example.com" in body) == sees_reporter and (">Jane<" in body) == sees_reporter
+    assert ("Hidden" in body) == (not sees_reporter)
+
+
+def test_the_admin_hides_the_reporter_from_staff_without_the_responder_role(client, report):
+    from tests.factories import UserFactory
+
+    staff = UserFactory(username="auditor", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["view_problemreport", "change_problemreport"]))
+    client.force_login(staff)
+    listing = client.get("/admin/incidents/problemreport/")
+    assert listing.status_code == 200 and report.reference in listing.content.decode()
+    assert "jane@example.com" not in client.get("/admin/incidents/problemreport/?q=jane").content.decode()
+    assert "Jane" not in listing.content.decode()
+    page = client.get(f"/admin/incidents/problemreport/{report.pk}/change/").content.decode()
+    assert "Pay button spins forever." in page and "jane@example.com" not in page and "Jane" not in page
+    assert report.reference not in client.get("/admin/incidents/problemreport/?q=jane").content.decode()
+
+
+def test_the_admin_shows_the_reporter_to_admins(admin_client, report):
+    page = admin_client.get(f"/admin/incidents/problemreport/{report.pk}/change/").content.decode()
+    assert "jane@example.com" in page and "Jane" in page
 
 
 @pytest.mark.parametrize("role", WRITES)

@@ -9,7 +9,7 @@ from axes.models import AccessAttempt, AccessAttemptExpiration
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from incidents.models import AlertDelivery, Integration, WebhookDelivery, WebhookEndpoint
+from incidents.models import AlertDelivery, Integration, ProblemReport, WebhookDelivery, WebhookEndpoint
 from ops import retention
 from ops.models import FailedTask, RetentionRun
 from runbooks.models import RunbookRun, StepRun
@@ -53,6 +53,7 @@ def data(responder, settings):
         old_run = RunbookRun.start(runbook, by=responder)
         old_run.complete_step(old_run.step_runs.get().pk, by=responder, note="done")
         StepRun.objects.filter(run=old_run).update(output="old output")
+        old["report"] = ProblemReport.submit(name="Jane", email="jane@example.com", description="Pay button spins.")
     with time_machine.travel(now - timedelta(days=11), tick=False):
         old["alert"] = AlertDelivery.objects.create(
             integration=integration, payload={}, payload_hash="a", state="processed"
@@ -65,6 +66,7 @@ def data(responder, settings):
     new_run = RunbookRun.start(runbook, by=responder)
     new_run.complete_step(new_run.step_runs.get().pk, by=responder)
     StepRun.objects.filter(run=new_run).update(output="new output")
+    new["report"] = ProblemReport.submit(name="Joe", email="joe@example.com", description="Login page is blank.")
     return {"old": old, "new": new, "old_run": old_run, "new_run": new_run}
 
 
@@ -73,6 +75,7 @@ def test_deletes_exactly_what_is_expired(data):
     record = retention.run()
     assert record.counts == {
         "login_attempts": 2, "webhook_deliveries": 3, "alert_payloads": 1, "failed_tasks": 1, "step_outputs": 1,
+        "reporter_details": 1,
     }  # fmt: skip
     assert list(FailedTask.objects.values_list("task_id", flat=True)) == ["new"]
     assert set(AccessAttempt.objects.values_list("username", flat=True)) == {"still-locked"}
@@ -81,6 +84,14 @@ def test_deletes_exactly_what_is_expired(data):
     assert StepRun.objects.get(run=data["old_run"]).output == ""
     assert StepRun.objects.get(run=data["new_run"]).output == "new output"
     assert RunbookRun.objects.count() == 2  # the runs and their results stay
+    # The reporter's name and e-mail (personal data) go; the report stays.
+    assert ProblemReport.objects.filter(pk=data["old"]["report"].pk).values_list(
+        "name", "email", "description"
+    ).get() == ("", "", "Pay button spins.")
+    assert ProblemReport.objects.filter(pk=data["new"]["report"].pk).values_list("name", "email").get() == (
+        "Joe",
+        "joe@example.com",
+    )
     assert record.duration_ms >= 0 and RetentionRun.objects.get() == record
     after = REGISTRY.get_sample_value("retention_deleted_total", {"kind": "webhook_deliveries"})
     assert after - before == 3
@@ -88,7 +99,8 @@ def test_deletes_exactly_what_is_expired(data):
 
 def test_a_dry_run_counts_and_deletes_nothing(data):
     record = retention.run(dry_run=True)
-    assert record.dry_run and record.total == 8
+    assert record.dry_run and record.total == 9 and record.counts["reporter_details"] == 1
+    assert ProblemReport.objects.filter(name="Jane").exists()
     assert AccessAttempt.objects.count() == 3 and WebhookDelivery.objects.count() == 5
 
 

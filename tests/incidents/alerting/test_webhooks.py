@@ -3,7 +3,7 @@
 import hashlib
 import hmac
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -27,15 +27,33 @@ def declare(callbacks, **fields):
         return IncidentFactory(title="Checkout 5xx", severity="SEV2", **fields)
 
 
+def verify(secret: str, headers, body: bytes, *, now: float, tolerance: int = 300) -> bool:
+    """What a receiver does (the README's example): a fresh timestamp, and a signature over `timestamp.body`."""
+    headers = {k.lower(): v for k, v in headers.items()}  # header names are case-insensitive
+    timestamp = headers.get("x-opsportal-timestamp", "")
+    if not timestamp.isdigit() or abs(now - int(timestamp)) > tolerance:
+        return False  # missing, or too old: a replay
+    expected = "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, headers.get("x-opsportal-signature-256", ""))
+
+
 def test_signed_json_delivery(receiver, django_capture_on_commit_callbacks):
     server = receiver([200])
     endpoint(server.url)
-    incident = declare(django_capture_on_commit_callbacks)
+    with time_machine.travel(datetime(2026, 3, 2, 9, 0, tzinfo=UTC), tick=False):
+        incident = declare(django_capture_on_commit_callbacks)
 
     [request] = server.requests
     headers, body = request["headers"], request["body"]
-    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    assert headers["X-Opsportal-Signature-256"] == expected
+    sent_at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
+    assert headers["X-Opsportal-Timestamp"] == str(int(sent_at))
+    # The signature covers `timestamp.body` (it was the body alone, so a captured request could be replayed).
+    signed = headers["X-Opsportal-Timestamp"].encode() + b"." + body
+    assert (
+        headers["X-Opsportal-Signature-256"]
+        == "sha256=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
+    )
+    assert verify(SECRET, headers, body, now=sent_at + 10)
     assert headers["X-Opsportal-Event"] == "incident.created"
     payload = json.loads(body)
     assert payload["event"] == "incident.created"
@@ -145,6 +163,34 @@ def test_redeliver_through_the_api(receiver, django_capture_on_commit_callbacks,
     assert len(server.requests) == 2
     delivery.refresh_from_db()
     assert (delivery.state, delivery.attempts, delivery.redelivered_by.username) == ("delivered", 2, "root")
+
+
+def test_a_replayed_or_retimed_request_does_not_verify(receiver, django_capture_on_commit_callbacks):
+    server = receiver([200])
+    endpoint(server.url)
+    with time_machine.travel(datetime(2026, 3, 2, 9, 0, tzinfo=UTC), tick=False):
+        declare(django_capture_on_commit_callbacks)
+    [request] = server.requests
+    headers, body = dict(request["headers"]), request["body"]
+    sent_at = int(headers["X-Opsportal-Timestamp"])
+    assert not verify(SECRET, headers, body, now=sent_at + 3600)  # replayed an hour later
+    headers["X-Opsportal-Timestamp"] = str(sent_at + 3600)  # the replayer moves the timestamp on
+    assert not verify(SECRET, headers, body, now=sent_at + 3600)
+    assert not verify("another-secret", request["headers"], body, now=sent_at)
+
+
+def test_every_attempt_is_signed_at_its_own_time(receiver, django_capture_on_commit_callbacks):
+    server = receiver([500, 200])
+    endpoint(server.url)
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    with time_machine.travel(t0, tick=False):
+        declare(django_capture_on_commit_callbacks)
+    with time_machine.travel(t0 + timedelta(minutes=5), tick=False):
+        retry_webhook_deliveries()
+    first, second = server.requests
+    assert first["body"] == second["body"]
+    assert int(second["headers"]["X-Opsportal-Timestamp"]) - int(first["headers"]["X-Opsportal-Timestamp"]) == 300
+    assert verify(SECRET, second["headers"], second["body"], now=(t0 + timedelta(minutes=5)).timestamp())
 
 
 @pytest.mark.parametrize(("role", "status"), [("anonymous", 403), ("viewer", 403), ("responder", 403), ("admin", 202)])
