@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from incidents import signals
 from incidents.choices import (
+    CONFIRM_ACTIONS,
     OPEN_STATUSES,
     REOPEN_FROM,
     REOPEN_TO,
@@ -15,15 +16,22 @@ from incidents.choices import (
     RevisionAction,
     Severity,
     Status,
+    action_label,
     allowed_transitions,
+    needs_reason,
+    next_step,
 )
 from incidents.models.review import PostIncidentReview
 from opsportal import metrics
 from opsportal.connections import ConnectionSettingValidator
-from opsportal.errors import DomainError, InvalidTransition, StaleVersion
+from opsportal.errors import BadParameters, DomainError, InvalidTransition, StaleVersion
 from opsportal.markdown import render_markdown
 
 ROLE_FIELDS = ("commander", "scribe", "communications_lead")
+
+
+class ReasonRequired(BadParameters):
+    """A move the lifecycle allows only with a reason, asked without one (HTTP 400, names the field)."""
 
 
 class Service(models.Model):
@@ -140,6 +148,22 @@ class Incident(models.Model):
     def allowed_transitions(self) -> list[str]:
         return allowed_transitions(self.status)
 
+    @property
+    def status_actions(self) -> list[dict]:
+        """The status buttons, as verbs: the lifecycle's next step first and primary."""
+        primary = next_step(self.status)
+        actions = [
+            {
+                "to": target,
+                "label": action_label(self.status, target),
+                "primary": target == primary,
+                "confirm": target in CONFIRM_ACTIONS,
+                "needs_reason": needs_reason(self.status, target),
+            }
+            for target in allowed_transitions(self.status)
+        ]
+        return sorted(actions, key=lambda a: not a["primary"])
+
     # --- verbs ----------------------------------------------------------------------------
 
     @classmethod
@@ -162,7 +186,11 @@ class Incident(models.Model):
         return incident
 
     def transition_to(self, status: str, *, by=None, note: str = "") -> "Incident":
-        """Move to `status` if the lifecycle allows it, stamping its timestamp and the timeline."""
+        """Move to `status` if the lifecycle allows it, stamping its timestamp and the timeline.
+
+        Closing an incident that was never resolved needs a reason (`note`); it stamps the
+        resolution too and opens the review, as resolving would.
+        """
         if status not in Status.values:
             raise DomainError(f"Unknown status {status!r}; expected one of: {', '.join(Status.values)}.")
         with transaction.atomic():
@@ -175,17 +203,29 @@ class Incident(models.Model):
                     f"Cannot move {locked.reference} from {current} to {status}; "
                     f"allowed: {', '.join(allowed_transitions(current)) or 'none'}."
                 )
+            if needs_reason(current, status) and not note.strip():
+                raise ReasonRequired(
+                    f"note is required: closing {locked.reference} while it is {current} skips resolving it; "
+                    "resolve it first, or give the reason it is closed without resolving.",
+                    field="note",
+                )
             now = timezone.now()
             reopening = current in REOPEN_FROM and status == REOPEN_TO
             if reopening:
                 locked.resolved_at = None
                 locked.closed_at = None
-            stamp = STATUS_TIMESTAMP.get(status)
-            if stamp and getattr(locked, stamp) is None:
-                setattr(locked, stamp, now)
+            skipped_resolution = status == Status.CLOSED and current not in REOPEN_FROM
+            stamps = [STATUS_TIMESTAMP.get(status)]
+            if skipped_resolution:
+                stamps.insert(0, STATUS_TIMESTAMP[Status.RESOLVED])
+            stamped = []
+            for stamp in filter(None, stamps):
+                if getattr(locked, stamp) is None:
+                    setattr(locked, stamp, now)
+                    stamped.append(stamp)
             locked.status = status
             locked.save()
-            verb = "Reopened" if reopening else "Status changed"
+            verb = "Reopened" if reopening else "Closed without resolving" if skipped_resolution else "Status changed"
             body = f"{verb}: **{current}** → **{status}**"
             if note.strip():
                 body += f"\n\n{note.strip()}"
@@ -193,12 +233,14 @@ class Incident(models.Model):
             signals.incident_status_changed.send(
                 sender=type(self), incident=locked, previous=current, status=status, by=by, event=event
             )
-            if status == Status.RESOLVED:
+            if status == Status.RESOLVED or skipped_resolution:
                 PostIncidentReview.open_for(locked, by=by)
-            if stamp and getattr(locked, stamp) == now:
-                severity, detected_at = locked.severity, locked.detected_at
+            severity, detected_at = locked.severity, locked.detected_at
+            for stamp in stamped:
                 transaction.on_commit(
-                    lambda: metrics.observe_incident_stamp(stamp, severity=severity, detected_at=detected_at, at=now)
+                    lambda stamp=stamp: metrics.observe_incident_stamp(
+                        stamp, severity=severity, detected_at=detected_at, at=now
+                    )
                 )
         self.refresh_from_db()
         return self
