@@ -341,7 +341,11 @@ class TimelineEvent(models.Model):
     annotation_html = models.TextField(editable=False, default="")
     pinned = models.BooleanField(default=False)
     source = models.CharField(max_length=8, choices=EventSource.choices, default=EventSource.MANUAL)
+    # Two guards, so one person's annotation or pin never refuses another's text edit: `version`
+    # guards the entry (text, kind, time, deletion), `annotation_version` the annotation. Pinning
+    # changes neither.
     version = models.PositiveIntegerField(default=1)
+    annotation_version = models.PositiveIntegerField(default=1)
 
     created_at = models.DateTimeField(auto_now_add=True)
     edited_at = models.DateTimeField(null=True, blank=True)
@@ -410,13 +414,17 @@ class TimelineEvent(models.Model):
         event.save()
         return event
 
-    def _lock(self, version: int | None) -> "TimelineEvent":
+    def _lock(self, version: int | None, *, annotation_version: int | None = None) -> "TimelineEvent":
         locked = type(self).objects.select_for_update().get(pk=self.pk)
-        if version is not None and int(version) != locked.version:
+        stale = (version is not None and int(version) != locked.version) or (
+            annotation_version is not None and int(annotation_version) != locked.annotation_version
+        )
+        if stale:
             raise StaleVersion(
                 "Someone else edited this entry since you opened it; their text is shown, "
                 "copy what you need and edit again.",
                 current_version=locked.version,
+                current_annotation_version=locked.annotation_version,
                 current_body=locked.body,
                 current_annotation=locked.annotation,
             )
@@ -426,6 +434,7 @@ class TimelineEvent(models.Model):
         TimelineEventRevision.objects.create(
             event=locked,
             version=locked.version,
+            annotation_version=locked.annotation_version,
             action=action,
             body=locked.body,
             annotation=locked.annotation,
@@ -435,8 +444,8 @@ class TimelineEvent(models.Model):
             edited_by=by,
         )
 
-    def _commit(self, locked: "TimelineEvent", by) -> "TimelineEvent":
-        locked.version += 1
+    def _commit(self, locked: "TimelineEvent", by, *, guard: str = "version") -> "TimelineEvent":
+        setattr(locked, guard, getattr(locked, guard) + 1)
         locked.edited_at = timezone.now()
         locked.edited_by = by
         locked.full_clean(exclude=["incident", "author", "edited_by", "deleted_by"])
@@ -445,7 +454,8 @@ class TimelineEvent(models.Model):
         return self
 
     def edit(self, *, by, version: int | None, body=None, kind=None, occurred_at=None, pinned=None):
-        """Change a manual entry. Content changes need the version the editor saw."""
+        """Change a manual entry. Content changes need the version the editor saw; pinning needs none
+        and leaves the version alone (it is not the text)."""
         content = {"body": body, "kind": kind, "occurred_at": occurred_at}
         content = {k: v for k, v in content.items() if v is not None}
         if content and version is None:
@@ -458,26 +468,32 @@ class TimelineEvent(models.Model):
                 raise DomainError("System entries cannot be edited; add an annotation instead.")
             changed = {k: v for k, v in content.items() if getattr(locked, k) != v}
             if pinned is not None and pinned != locked.pinned:
-                changed["pinned"] = pinned
+                locked.pinned = pinned
+                locked.save(update_fields=["pinned"])
             if not changed:
+                self.refresh_from_db()
                 return self
             self._snapshot(locked, RevisionAction.EDIT, by)
             for field, value in changed.items():
                 setattr(locked, field, value)
             return self._commit(locked, by)
 
-    def annotate(self, *, by, version: int | None, annotation: str):
-        if version is None:
-            raise DomainError("version is required when annotating an entry.")
+    def set_pinned(self, *, by, pinned: bool) -> "TimelineEvent":
+        """Mark (or unmark) a key moment. Not a change of the text: no version, no revision."""
+        return self.edit(by=by, version=None, pinned=pinned)
+
+    def annotate(self, *, by, annotation_version: int | None, annotation: str):
+        if annotation_version is None:
+            raise DomainError("annotation_version is required when annotating an entry.", field="annotation_version")
         with transaction.atomic():
-            locked = self._lock(version)
+            locked = self._lock(None, annotation_version=annotation_version)
             if locked.is_deleted:
                 raise DomainError("This entry is deleted; restore it before annotating.")
             if locked.annotation == annotation:
                 return self
             self._snapshot(locked, RevisionAction.ANNOTATE, by)
             locked.annotation = annotation
-            return self._commit(locked, by)
+            return self._commit(locked, by, guard="annotation_version")
 
     def soft_delete(self, *, by):
         with transaction.atomic():
@@ -507,6 +523,7 @@ class TimelineEventRevision(models.Model):
 
     event = models.ForeignKey(TimelineEvent, on_delete=models.CASCADE, related_name="revisions")
     version = models.PositiveIntegerField()
+    annotation_version = models.PositiveIntegerField(default=1)
     action = models.CharField(max_length=8, choices=RevisionAction.choices)
     body = models.TextField()
     annotation = models.TextField(blank=True)
@@ -521,8 +538,10 @@ class TimelineEventRevision(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            # One snapshot per version of an entry: two writers cannot both replace version N.
-            models.UniqueConstraint(fields=["event", "version"], name="revision_event_version_uniq"),
+            # One snapshot per state of an entry: two writers cannot both replace the same text or annotation.
+            models.UniqueConstraint(
+                fields=["event", "version", "annotation_version"], name="revision_event_versions_uniq"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -90,7 +90,7 @@ def _timeline_context(request, incident: Incident) -> dict:
         "kinds": EventKind.choices,
         "selected_kinds": kinds,
         "kind_query": "".join(f"&kind={k}" for k in kinds),
-        "entry_form": TimelineEntryForm(initial={"occurred_at": timezone.localtime().replace(second=0, microsecond=0)}),
+        "entry_form": TimelineEntryForm(auto_id="entry-%s"),
     }
 
 
@@ -106,6 +106,7 @@ def detail(request, pk: int):
 
 def _details_form(incident: Incident) -> IncidentDetailsForm:
     return IncidentDetailsForm(
+        auto_id="details-%s",
         initial={
             "severity": incident.severity,
             "commander": incident.commander_id,
@@ -113,7 +114,7 @@ def _details_form(incident: Incident) -> IncidentDetailsForm:
             "communications_lead": incident.communications_lead_id,
             "services": [s.pk for s in incident.services.all()],
             "started_at": timezone.localtime(incident.started_at).replace(second=0, microsecond=0),
-        }
+        },
     )
 
 
@@ -170,7 +171,7 @@ def transition(request, pk: int):
 @require_POST
 def update_details(request, pk: int):
     incident = get_object_or_404(Incident, pk=pk)
-    form = IncidentDetailsForm(request.POST)
+    form = IncidentDetailsForm(request.POST, auto_id="details-%s")
     if not form.is_valid():
         return _refreshed_header(request, pk, error="Please correct the details below.", status=400, form=form)
     data = dict(form.cleaned_data)
@@ -182,7 +183,7 @@ def update_details(request, pk: int):
 @require_POST
 def add_entry(request, pk: int):
     incident = get_object_or_404(Incident, pk=pk)
-    form = TimelineEntryForm(request.POST)
+    form = TimelineEntryForm(request.POST, auto_id="entry-%s")
     if form.is_valid():
         TimelineEvent.add_note(
             incident,
@@ -218,12 +219,19 @@ def event_fragment(request, pk: int, event_id: int):
 def edit_entry(request, pk: int, event_id: int):
     event = _event(pk, event_id)
     form_class = AnnotationForm if event.is_system else TimelineEditForm
+    auto_id = f"event-{event.pk}-%s"  # one page holds many forms: ids stay unique
     if request.method == "GET":
-        initial = {"version": event.version, "annotation": event.annotation}
-        if not event.is_system:
-            initial.update(body=event.body, kind=event.kind, occurred_at=timezone.localtime(event.occurred_at))
-        return _render_event(request, event, form=form_class(initial=initial), editing=True)
-    form = form_class(request.POST)
+        if event.is_system:
+            initial = {"annotation_version": event.annotation_version, "annotation": event.annotation}
+        else:
+            initial = {
+                "version": event.version,
+                "body": event.body,
+                "kind": event.kind,
+                "occurred_at": timezone.localtime(event.occurred_at),
+            }
+        return _render_event(request, event, form=form_class(initial=initial, auto_id=auto_id), editing=True)
+    form = form_class(request.POST, auto_id=auto_id)
     if not form.is_valid():
         return _render_event(request, event, status=400, form=form, editing=True)
     data = dict(form.cleaned_data)
@@ -237,7 +245,8 @@ def edit_entry(request, pk: int, event_id: int):
         event.refresh_from_db()
         # Show the other person's text beside ours; the form now carries their version.
         mine = data.get("annotation") if event.is_system else data.get("body")
-        fresh = form_class(initial={**data, "version": event.version})
+        guard = "annotation_version" if event.is_system else "version"
+        fresh = form_class(initial={**data, guard: getattr(event, guard)}, auto_id=auto_id)
         return _render_event(
             request, event, status=status_of(exc), form=fresh, editing=True, conflict=True, my_text=mine
         )
@@ -263,7 +272,7 @@ def restore_entry(request, pk: int, event_id: int):
 def pin_entry(request, pk: int, event_id: int):
     event = _event(pk, event_id)
     try:
-        event.edit(by=request.user, version=None, pinned=not event.pinned)
+        event.set_pinned(by=request.user, pinned=not event.pinned)
     except REFUSALS as exc:
         return _render_event(request, event, status=status_of(exc), error=str(exc))
     return _render_event(request, event)
