@@ -281,6 +281,8 @@ OPS_APPROVAL_TTL_MINUTES = env_int("OPS_APPROVAL_TTL_MINUTES", 60, minimum=1)
 
 # --- Limits ----------------------------------------------------------------------------------
 TIMELINE_BODY_MAX_LENGTH = 20_000
+# How often an open incident page asks "changed since?" (one cheap query; see incidents/live.py).
+LIVE_POLL_SECONDS = env_int("LIVE_POLL_SECONDS", 1, minimum=1, maximum=60)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440, minimum=1024)
 
 # --- Client IP, sign-in protection, throttles, metrics, logs, security (README sections) --------

@@ -348,6 +348,8 @@ class TimelineEvent(models.Model):
     annotation_version = models.PositiveIntegerField(default=1)
 
     created_at = models.DateTimeField(auto_now_add=True)
+    # Any change at all (pinning too): what the live incident page compares.
+    updated_at = models.DateTimeField(auto_now=True)
     edited_at = models.DateTimeField(null=True, blank=True)
     edited_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -366,6 +368,8 @@ class TimelineEvent(models.Model):
             models.Index(fields=["incident", "occurred_at", "id"], name="event_timeline_idx"),
             # Pinned events become a review's key moments.
             models.Index(fields=["incident"], name="event_pinned_idx", condition=Q(pinned=True)),
+            # The live incident page: the latest change to one incident's timeline.
+            models.Index(fields=["incident", "updated_at"], name="event_live_idx"),
         ]
 
     def __str__(self) -> str:
@@ -379,6 +383,10 @@ class TimelineEvent(models.Model):
     @property
     def is_system(self) -> bool:
         return self.source == EventSource.SYSTEM
+
+    @property
+    def dom_id(self) -> str:
+        return f"event-{self.pk}"
 
     @property
     def is_deleted(self) -> bool:
@@ -469,7 +477,7 @@ class TimelineEvent(models.Model):
             changed = {k: v for k, v in content.items() if getattr(locked, k) != v}
             if pinned is not None and pinned != locked.pinned:
                 locked.pinned = pinned
-                locked.save(update_fields=["pinned"])
+                locked.save(update_fields=["pinned", "updated_at"])
             if not changed:
                 self.refresh_from_db()
                 return self

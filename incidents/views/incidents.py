@@ -1,16 +1,21 @@
 """Portal pages for incidents. Timeline edits are htmx requests answered with partials."""
 
+import json
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q
-from django.http import HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from incidents import dashboard
+from incidents import dashboard, live
 from incidents.api.filters import IncidentFilter
 from incidents.choices import EventKind, Status
 from incidents.forms import (
@@ -24,6 +29,7 @@ from incidents.forms import (
 from incidents.models import Incident, Service, TimelineEvent
 from opsportal.errors import REFUSALS, StaleVersion, status_of
 from opsportal.roles import responder_required
+from opsportal.sessions import passive
 
 TIMELINE_WINDOW = 100  # entries per page of the timeline; older ones load on demand
 
@@ -80,10 +86,16 @@ def _timeline_window(incident: Incident, kinds: list[str], before: TimelineEvent
     return newest[:TIMELINE_WINDOW][::-1], has_older
 
 
+def _kept(request) -> set[str]:
+    """Ids of what the reader is using (an open form, typed text): a live refresh leaves them be."""
+    return set(request.GET.getlist("keep"))
+
+
 def _timeline_context(request, incident: Incident) -> dict:
     kinds = _selected_kinds(request)
     events, has_older = _timeline_window(incident, kinds)
     return {
+        "keep": _kept(request),
         "incident": incident,
         "events": events,
         "has_older": has_older,
@@ -101,7 +113,58 @@ def detail(request, pk: int):
     context = _timeline_context(request, incident)
     context["details_form"] = _details_form(incident)
     context["alerts"] = list(incident.alerts.all()[:200])
+    context["live_token"] = live.encode(live.fingerprints(incident.pk))
+    context["live_interval"] = settings.LIVE_POLL_SECONDS
     return render(request, "incidents/detail.html", context)
+
+
+@passive
+@require_GET
+def live_poll(request, pk: int):
+    """What open incident pages poll: 204 if nothing changed since their token, else the new poller
+    and an HX-Trigger naming the changed parts (each part then fetches itself)."""
+    if not request.user.is_authenticated:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = redirect_to_login(reverse("incidents:detail", args=[pk]))["Location"]
+        return response
+    prints = live.fingerprints(pk)
+    if prints is None:
+        return HttpResponse(status=404)
+    parts = live.changed(request.GET.get("since", ""), prints)
+    if not parts:
+        return HttpResponse(status=204)
+    response = render(
+        request,
+        "incidents/partials/live.html",
+        {"incident_pk": pk, "live_token": live.encode(prints), "live_interval": settings.LIVE_POLL_SECONDS},
+    )
+    response["HX-Trigger"] = json.dumps({f"live:{part}": True for part in parts})
+    return response
+
+
+@login_required
+@require_GET
+def header(request, pk: int):
+    """The status, roles and clocks, as a live refresh fetches them."""
+    incident = get_object_or_404(Incident.objects.for_detail(), pk=pk)
+    context = {"incident": incident, "details_form": _details_form(incident), "keep": _kept(request)}
+    return render(request, "incidents/partials/header.html", context)
+
+
+@login_required
+@require_GET
+def timeline_entries(request, pk: int):
+    """The entries alone (not the add form, which may hold someone's typing)."""
+    incident = get_object_or_404(Incident, pk=pk)
+    return render(request, "incidents/partials/timeline_list.html", _timeline_context(request, incident))
+
+
+@login_required
+@require_GET
+def alerts(request, pk: int):
+    incident = get_object_or_404(Incident, pk=pk)
+    alerts = list(incident.alerts.all()[:200])
+    return render(request, "incidents/partials/alerts.html", {"incident": incident, "alerts": alerts})
 
 
 def _details_form(incident: Incident) -> IncidentDetailsForm:
