@@ -90,6 +90,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "opsportal.roles.roles_context",
+                "opsportal.inbox.inbox_context",
             ],
         },
     },

@@ -27,6 +27,7 @@ from incidents.forms import (
     TransitionForm,
 )
 from incidents.models import Incident, Service, TimelineEvent
+from opsportal import inbox
 from opsportal.errors import REFUSALS, StaleVersion, status_of
 from opsportal.roles import responder_required
 from opsportal.sessions import passive
@@ -354,7 +355,7 @@ def _apply_verb(request, event: TimelineEvent, verb: str):
 def home(request):
     """The dashboard; htmx polls it and swaps in the sections (one partial each)."""
     template = "incidents/partials/dashboard/sections.html" if request.htmx else "incidents/dashboard.html"
-    return render(request, template, dashboard.context())
+    return render(request, template, {**dashboard.context(), "approvals": inbox.waiting_for(request.user)})
 
 
 @login_required

@@ -224,7 +224,7 @@ class StepRunSerializer(serializers.ModelSerializer):
         model = StepRun
         fields = [
             "id", "step", "state", "attempts", "output", "result", "started_at", "finished_at", "completed_by",
-            "approved_by", "note", "order", "title", "kind", "safety", "action", "waiting_for",
+            "approved_by", "approval_note", "note", "order", "title", "kind", "safety", "action", "waiting_for",
         ]  # fmt: skip
 
 

@@ -240,7 +240,7 @@ class RunbookRun(models.Model):
                     f"You started this run, so you cannot approve its dangerous step {step_run.order}: "
                     "another responder has to."
                 )
-            step_run.approved_by, step_run.approved_at, step_run.note = by, timezone.now(), _note(note)
+            step_run.approved_by, step_run.approved_at, step_run.approval_note = by, timezone.now(), _note(note)
             step_run.save()
             what = "approved" if step.safety == Safety.DANGEROUS else "confirmed"
             run._event(f"{run._label(step_run)} {what} by {_name(by)}{_quote(note)}", author=by)
@@ -497,6 +497,8 @@ class StepRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     note = models.TextField(blank=True)
+    # The approver's word, kept apart from the note of whoever then does the step.
+    approval_note = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
