@@ -137,3 +137,16 @@ class DismissReportForm(forms.Form):
 
 class PublishForm(forms.Form):
     public = forms.BooleanField(required=False)
+    public_title = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Public title",
+        help_text="What customers read. Not the internal title: no hostnames, thresholds or alert text.",
+    )
+    public_message = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Public message",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "We are investigating reports of failed checkouts."}),
+        help_text="Shown under the title. Later updates are the Communication entries of the timeline.",
+    )

@@ -25,6 +25,7 @@ urlpatterns = [
     path("<int:pk>/timeline/<int:event_id>/pin/", views.pin_entry, name="pin_entry"),
     path("<int:pk>/timeline/<int:event_id>/revisions/", views.revisions, name="revisions"),
     path("<int:pk>/public/", status.publish, name="publish"),
+    path("<int:pk>/public/preview/", status.preview, name="publish_preview"),
     path("reports/", reports.report_list, name="reports"),
     path("reports/<int:pk>/escalate/", reports.escalate, name="escalate_report"),
     path("reports/<int:pk>/dismiss/", reports.dismiss, name="dismiss_report"),

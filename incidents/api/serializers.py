@@ -36,11 +36,11 @@ class IncidentSerializer(serializers.ModelSerializer):
             "id", "reference", "title", "summary", "severity", "status",
             "commander", "scribe", "communications_lead", "services",
             "started_at", "detected_at", "acknowledged_at", "mitigated_at", "resolved_at", "closed_at",
-            "created_at", "updated_at", "public",
+            "created_at", "updated_at", "public", "public_title", "public_message",
         ]  # fmt: skip
         read_only_fields = [
             "status", "acknowledged_at", "mitigated_at", "resolved_at", "closed_at", "created_at", "updated_at",
-            "public",
+            "public", "public_title", "public_message",
         ]  # fmt: skip
         extra_kwargs = {"started_at": {"required": False}, "detected_at": {"required": False}}
 
@@ -54,6 +54,12 @@ class IncidentSerializer(serializers.ModelSerializer):
 
 class PublishSerializer(serializers.Serializer):
     public = serializers.BooleanField(help_text="true: show on the public status page; false: take it off.")
+    public_title = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="What customers read as the title; never the internal one (default: the public services).",
+    )
+    public_message = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
 class TransitionSerializer(serializers.Serializer):

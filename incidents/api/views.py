@@ -54,7 +54,7 @@ class IncidentViewSet(
         incident = self.get_object()
         payload = PublishSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        incident.set_public(by=request.user, public=payload.validated_data["public"])
+        incident.set_public(by=request.user, **payload.validated_data)
         return Response(self.get_serializer(self.get_queryset().get(pk=incident.pk)).data)
 
 

@@ -100,6 +100,9 @@ class Incident(models.Model):
     public = models.BooleanField(
         default=False, help_text="Shown on the public status page, with its communication entries as updates."
     )
+    # What customers read: never the internal title (an alert's text) or summary.
+    public_title = models.CharField(max_length=200, blank=True)
+    public_message = models.TextField(blank=True, validators=[MaxLengthValidator(2000)])
 
     started_at = models.DateTimeField(help_text="When the impact began (editable).")
     detected_at = models.DateTimeField(default=timezone.now)
@@ -245,21 +248,56 @@ class Incident(models.Model):
         self.refresh_from_db()
         return self
 
-    def set_public(self, *, by, public: bool) -> "Incident":
-        """Show the incident on the public status page, or take it off; the timeline records it."""
+    @property
+    def customer_facing_services(self) -> list:
+        return [s for s in self.services.all() if s.public]
+
+    @property
+    def default_public_title(self) -> str:
+        """A neutral title for customers, from the public services (never the internal title)."""
+        names = [s.name for s in self.customer_facing_services]
+        return f"Problems with {', '.join(names)}" if names else "Service disruption"
+
+    @property
+    def should_publish(self) -> bool:
+        """An open SEV1/SEV2 on a public service that customers cannot see yet."""
+        return (
+            not self.public
+            and self.is_open
+            and self.severity in (Severity.SEV1, Severity.SEV2)
+            and bool(self.customer_facing_services)
+        )
+
+    def set_public(self, *, by, public: bool, public_title: str | None = None, public_message: str | None = None):
+        """Show the incident on the public status page (under its public title), take it off, or
+        change what customers read; the timeline records it."""
         with transaction.atomic():
             locked = type(self).objects.select_for_update().get(pk=self.pk)
-            if locked.public == public:
+            texts = {}
+            if public:
+                title = (public_title if public_title is not None else locked.public_title).strip()
+                texts["public_title"] = title or locked.default_public_title
+                if public_message is not None:
+                    texts["public_message"] = public_message.strip()
+            changed_text = {k: v for k, v in texts.items() if getattr(locked, k) != v}
+            if locked.public == public and not changed_text:
                 state = "already on" if public else "not on"
                 raise InvalidTransition(f"{locked.reference} is {state} the public status page.")
+            was_public = locked.public
             locked.public = public
-            locked.save(update_fields=["public", "updated_at"])
-            body = (
-                "Published on the public status page: communication entries written from now on or before "
-                "are shown there as updates."
-                if public
-                else "Removed from the public status page."
-            )
+            for field, value in changed_text.items():
+                setattr(locked, field, value)
+            locked.full_clean(exclude=["started_at"])
+            locked.save(update_fields=["public", "public_title", "public_message", "updated_at"])
+            if public and was_public:
+                body = f"Public text changed; customers now read: **{locked.public_title}**"
+            elif public:
+                body = (
+                    f"Published on the public status page as **{locked.public_title}**: communication entries "
+                    "written from now on or before are shown there as updates."
+                )
+            else:
+                body = "Removed from the public status page."
             # An action, not a communication: system entries are never shown publicly.
             TimelineEvent.record(locked, kind=EventKind.ACTION, author=by, body=body)
         self.refresh_from_db()
