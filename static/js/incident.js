@@ -50,3 +50,32 @@
     });
   });
 })();
+
+// Keyboard shortcuts on the incident page: a acknowledge, n new note, / search (nav.js), ? help.
+(function () {
+  "use strict";
+  function typing(target) {
+    return target.closest && target.closest("input, textarea, select, [contenteditable=true]");
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    var help = document.getElementById("shortcuts");
+    if (event.key === "?") {
+      event.preventDefault();
+      if (help && !help.open) help.showModal();
+    } else if (event.key === "a") {
+      var ack = document.querySelector('[data-status-action="acknowledged"]');
+      if (ack) { event.preventDefault(); ack.click(); }
+    } else if (event.key === "n") {
+      var note = document.getElementById("entry-body");
+      if (note) { event.preventDefault(); note.scrollIntoView({ block: "center" }); note.focus(); }
+    }
+  });
+})();
+
+document.addEventListener("click", function (event) {
+  "use strict";
+  var opener = event.target.closest && event.target.closest("[data-open-shortcuts]");
+  var help = document.getElementById("shortcuts");
+  if (opener && help) help.showModal();
+});
