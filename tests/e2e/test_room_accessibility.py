@@ -88,6 +88,7 @@ def pages(data) -> dict[str, str]:
         "incident": f"/incidents/{data['incident'].pk}/",
         "run": data["run"].get_absolute_url(),
         "review": f"/reviews/{data['old'].review.pk}/",
+        "reviews and charts": "/reviews/",
         "status": "/status/",
     }
 
@@ -101,7 +102,7 @@ def test_main_pages_fit_the_screen_and_pass_axe(open_page, portal, size, scheme)
         page.wait_for_load_state("networkidle")
         if SHOTS:
             Path(SHOTS).mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=f"{SHOTS}/{size}-{scheme}-{name}.png", full_page=True)
+            page.screenshot(path=f"{SHOTS}/{size}-{scheme}-{name.replace(' ', '-')}.png", full_page=True)
         assert no_horizontal_scroll(page), f"{name} scrolls sideways at {size}"
         assert serious_violations(page) == [], f"{name} at {size}, {scheme}"
 
