@@ -116,3 +116,13 @@ def test_admin_actions_use_the_same_rule(client, admin_user, incident, responder
     incident.refresh_from_db()
     other.refresh_from_db()
     assert incident.status == "triggered" and other.status == "closed"
+
+
+def test_the_header_of_a_published_review_does_not_count_down(browser, incident, responder):
+    from django.utils import timezone
+
+    incident.transition_to("resolved", by=responder)
+    review = incident.review
+    type(review).objects.filter(pk=review.pk).update(state="published", published_at=timezone.now())
+    header = browser.get(f"/incidents/{incident.pk}/header/").content.decode()
+    assert "(on time)" in header and "data-countdown" not in header
