@@ -1,8 +1,9 @@
 from django.contrib import admin, messages
 
+from incidents.choices import Status
 from incidents.models import Incident, ProblemReport, Service, TimelineEvent, TimelineEventRevision
 from incidents.models.report import may_see_reporter
-from opsportal.errors import DomainError
+from opsportal.errors import REFUSALS, DomainError
 from opsportal.roles import is_admin
 
 
@@ -73,10 +74,34 @@ class IncidentAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     list_select_related = ["commander"]
+    actions = ["acknowledge", "resolve", "close"]
 
     @admin.display(description="Reference", ordering="id")
     def reference(self, obj):
         return obj.reference
+
+    @admin.action(description="Acknowledge selected incidents")
+    def acknowledge(self, request, queryset):
+        self._transition(request, queryset, Status.ACKNOWLEDGED)
+
+    @admin.action(description="Resolve selected incidents (opens their reviews)")
+    def resolve(self, request, queryset):
+        self._transition(request, queryset, Status.RESOLVED)
+
+    @admin.action(description="Close selected resolved incidents")
+    def close(self, request, queryset):
+        # No reason can be given here: closing an unresolved incident is refused by the verb.
+        self._transition(request, queryset, Status.CLOSED)
+
+    def _transition(self, request, queryset, status):
+        done = 0
+        for incident in queryset:
+            try:
+                incident.transition_to(status, by=request.user)
+                done += 1
+            except REFUSALS as exc:
+                self.message_user(request, f"{incident.reference}: {exc}", level=messages.WARNING)
+        self.message_user(request, f"{done} incidents moved to {Status(status).label.lower()}.")
 
 
 class RevisionInline(admin.TabularInline):

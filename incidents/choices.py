@@ -27,12 +27,41 @@ class Status(models.TextChoices):
 
 
 # The lifecycle in order. Any forward move is allowed (a false alarm may go straight from
-# triggered to resolved); the only backward move is a reopen, from resolved or closed back to
-# investigating.
+# triggered to resolved) except closing: an incident is closed once resolved, or, from an open
+# status, only with a reason (a duplicate, a false page), which stamps it resolved too so the
+# review opens and time to resolve exists. The only backward move is a reopen, from resolved or
+# closed back to investigating.
 LIFECYCLE = [s.value for s in Status]
 REOPEN_FROM = {Status.RESOLVED, Status.CLOSED}
 REOPEN_TO = Status.INVESTIGATING
 OPEN_STATUSES = [Status.TRIGGERED, Status.ACKNOWLEDGED, Status.INVESTIGATING, Status.MITIGATED]
+
+# from → {to: needs a reason}. The one table the verb, the portal, the API and the admin read.
+TRANSITIONS: dict[str, dict[str, bool]] = {
+    Status.TRIGGERED: {
+        "acknowledged": False,
+        "investigating": False,
+        "mitigated": False,
+        "resolved": False,
+        "closed": True,
+    },
+    Status.ACKNOWLEDGED: {"investigating": False, "mitigated": False, "resolved": False, "closed": True},
+    Status.INVESTIGATING: {"mitigated": False, "resolved": False, "closed": True},
+    Status.MITIGATED: {"resolved": False, "closed": True},
+    Status.RESOLVED: {"investigating": False, "closed": False},
+    Status.CLOSED: {"investigating": False},
+}
+
+# What a person does to reach a status: buttons are verbs, not the state they lead to.
+ACTION_LABELS = {
+    Status.ACKNOWLEDGED: "Acknowledge",
+    Status.INVESTIGATING: "Start investigating",
+    Status.MITIGATED: "Mitigate",
+    Status.RESOLVED: "Resolve",
+    Status.CLOSED: "Close",
+}
+# Actions a person confirms before they happen (they end the response).
+CONFIRM_ACTIONS = {Status.RESOLVED, Status.CLOSED}
 
 # The timestamp each status stamps the first time it is reached.
 STATUS_TIMESTAMP = {
@@ -44,10 +73,26 @@ STATUS_TIMESTAMP = {
 
 
 def allowed_transitions(current: str) -> list[str]:
-    later = LIFECYCLE[LIFECYCLE.index(current) + 1 :]
-    if current in REOPEN_FROM:
-        later = [REOPEN_TO.value, *later]
-    return later
+    """Every status reachable from `current`, in lifecycle order (reopen first)."""
+    return list(TRANSITIONS[current])
+
+
+def needs_reason(current: str, target: str) -> bool:
+    return TRANSITIONS.get(current, {}).get(target, False)
+
+
+def next_step(current: str) -> str | None:
+    """The lifecycle's next status: the primary action. None once closed (reopening is never the default)."""
+    later = [s for s in TRANSITIONS[current] if LIFECYCLE.index(s) > LIFECYCLE.index(current)]
+    return later[0] if later else None
+
+
+def action_label(current: str, target: str) -> str:
+    if current in REOPEN_FROM and target == REOPEN_TO:
+        return "Reopen"
+    if needs_reason(current, target):
+        return "Close without resolving"
+    return ACTION_LABELS[target]
 
 
 class EventKind(models.TextChoices):

@@ -17,6 +17,15 @@ class LocalDateTimeInput(forms.DateTimeInput):
         super().__init__(format="%Y-%m-%dT%H:%M", **kwargs)
 
 
+class LocalSecondsInput(forms.DateTimeInput):
+    """A datetime-local box that shows and keeps seconds (timeline entries sort to the second)."""
+
+    input_type = "datetime-local"
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%Y-%m-%dT%H:%M:%S", attrs={"step": "1"}, **kwargs)
+
+
 def _user_choice() -> forms.ModelChoiceField:
     return forms.ModelChoiceField(
         queryset=User.objects.filter(is_active=True).order_by("username"), required=False, empty_label="— unassigned —"
@@ -60,7 +69,12 @@ class TimelineEntryForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "What happened? Markdown works."}),
     )
     kind = forms.ChoiceField(choices=MANUAL_KINDS, initial=EventKind.NOTE)
-    occurred_at = forms.DateTimeField(required=False, widget=LocalDateTimeInput(), help_text="Defaults to now.")
+    occurred_at = forms.DateTimeField(
+        required=False,
+        widget=LocalSecondsInput(),
+        label="Occurred at",
+        help_text="Leave empty for the moment you add it (to the second).",
+    )
     pinned = forms.BooleanField(required=False)
 
 
@@ -68,11 +82,11 @@ class TimelineEditForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     body = forms.CharField(max_length=settings.TIMELINE_BODY_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 4}))
     kind = forms.ChoiceField(choices=MANUAL_KINDS)
-    occurred_at = forms.DateTimeField(widget=LocalDateTimeInput())
+    occurred_at = forms.DateTimeField(widget=LocalSecondsInput())
 
 
 class AnnotationForm(forms.Form):
-    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    annotation_version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     annotation = forms.CharField(
         required=False, max_length=settings.TIMELINE_BODY_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 2})
     )
@@ -123,3 +137,16 @@ class DismissReportForm(forms.Form):
 
 class PublishForm(forms.Form):
     public = forms.BooleanField(required=False)
+    public_title = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Public title",
+        help_text="What customers read. Not the internal title: no hostnames, thresholds or alert text.",
+    )
+    public_message = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Public message",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "We are investigating reports of failed checkouts."}),
+        help_text="Shown under the title. Later updates are the Communication entries of the timeline.",
+    )

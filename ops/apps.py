@@ -9,10 +9,13 @@ class OpsConfig(AppConfig):
         from incidents.notifications.registry import register_event
         from ops import health_check, notifications, signals  # noqa: F401 - signal receivers
         from ops.actions import cache, portal, postgres_admin, queues
+        from ops.inbox import waiting_requests
+        from opsportal import inbox
         from runbooks.actions import register
 
         register(queues.ACTIONS)
         register(cache.ACTIONS)
         register(postgres_admin.ACTIONS)
         register(portal.ACTIONS)
+        inbox.register(waiting_requests)
         register_event(notifications.APPROVAL_REQUESTED, notifications.APPROVAL_REQUESTED_LABEL)

@@ -84,6 +84,21 @@ responder_required = _role_required(is_responder, "You need the responder role t
 admin_required = _role_required(is_admin, "You need the admin role for this.")
 
 
+def users_who_respond(*, admins_only: bool = False):
+    """Active people with the responder role (or admin): who can decide an approval."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Q
+
+    groups = [ADMIN] if admins_only else [RESPONDER, ADMIN]
+    return (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(Q(is_superuser=True) | Q(groups__name__in=groups))
+        .distinct()
+        .order_by("username")
+    )
+
+
 def roles_context(request) -> dict:
     user = getattr(request, "user", None)
     return {"can_respond": is_responder(user), "user_role": role_of(user)}

@@ -90,6 +90,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "opsportal.roles.roles_context",
+                "opsportal.inbox.inbox_context",
             ],
         },
     },
@@ -286,6 +287,8 @@ OPS_CACHE_INVALIDATE_MAX_KEYS = env_int("OPS_CACHE_INVALIDATE_MAX_KEYS", 10_000,
 
 # --- Limits ----------------------------------------------------------------------------------
 TIMELINE_BODY_MAX_LENGTH = 20_000
+# How often an open incident page asks "changed since?" (one cheap query; see incidents/live.py).
+LIVE_POLL_SECONDS = env_int("LIVE_POLL_SECONDS", 1, minimum=1, maximum=60)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440, minimum=1024)
 
 # --- Client IP, sign-in protection, throttles, metrics, logs, security (README sections) --------

@@ -11,6 +11,7 @@ from incidents.models import TimelineEvent
 from incidents.signals import first_look_requested
 from opsportal.errors import DomainError
 from runbooks.models import Runbook, RunbookRun
+from runbooks.models.run import first_look_summary
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,10 @@ def start_first_look(incident, alertname: str) -> RunbookRun | None:
     try:
         return RunbookRun.start(runbook, by=None, incident=incident, first_look=alertname)
     except DomainError as exc:
+        summary = first_look_summary(exc.extra.get("skipped", []))
         TimelineEvent.record(
-            incident, kind=EventKind.RUNBOOK, body=f"First look for alert `{alertname}` did not start: {exc}"
+            incident,
+            kind=EventKind.RUNBOOK,
+            body=f"First look for alert `{alertname}` did not start: {exc}{summary}",
         )
         return None

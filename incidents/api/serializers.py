@@ -36,11 +36,11 @@ class IncidentSerializer(serializers.ModelSerializer):
             "id", "reference", "title", "summary", "severity", "status",
             "commander", "scribe", "communications_lead", "services",
             "started_at", "detected_at", "acknowledged_at", "mitigated_at", "resolved_at", "closed_at",
-            "created_at", "updated_at", "public",
+            "created_at", "updated_at", "public", "public_title", "public_message",
         ]  # fmt: skip
         read_only_fields = [
             "status", "acknowledged_at", "mitigated_at", "resolved_at", "closed_at", "created_at", "updated_at",
-            "public",
+            "public", "public_title", "public_message",
         ]  # fmt: skip
         extra_kwargs = {"started_at": {"required": False}, "detected_at": {"required": False}}
 
@@ -54,6 +54,12 @@ class IncidentSerializer(serializers.ModelSerializer):
 
 class PublishSerializer(serializers.Serializer):
     public = serializers.BooleanField(help_text="true: show on the public status page; false: take it off.")
+    public_title = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="What customers read as the title; never the internal one (default: the public services).",
+    )
+    public_message = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
 class TransitionSerializer(serializers.Serializer):
@@ -71,9 +77,12 @@ class TimelineEventSerializer(serializers.ModelSerializer):
         model = TimelineEvent
         fields = [
             "id", "incident", "occurred_at", "kind", "author", "body", "body_html", "pinned", "source",
-            "version", "created_at", "edited_at", "annotation", "annotation_html", "deleted",
+            "version", "created_at", "edited_at", "annotation", "annotation_version", "annotation_html", "deleted",
         ]  # fmt: skip
-        read_only_fields = ["incident", "body_html", "source", "version", "created_at", "edited_at", "annotation_html"]
+        read_only_fields = [
+            "incident", "body_html", "source", "version", "created_at", "edited_at", "annotation_version",
+            "annotation_html",
+        ]  # fmt: skip
 
     def validate_kind(self, value):
         if value == EventKind.STATUS_CHANGE:
@@ -82,9 +91,13 @@ class TimelineEventSerializer(serializers.ModelSerializer):
 
 
 class TimelineEventUpdateSerializer(serializers.Serializer):
-    """PATCH body: the version the editor saw, and the fields to change."""
+    """PATCH body: the versions the editor saw, and the fields to change.
+
+    `version` guards body, kind and occurred_at; `annotation_version` guards the annotation;
+    `pinned` needs neither and changes neither."""
 
     version = serializers.IntegerField(required=False, min_value=1)
+    annotation_version = serializers.IntegerField(required=False, min_value=1)
     body = serializers.CharField(required=False, max_length=settings.TIMELINE_BODY_MAX_LENGTH)
     kind = serializers.ChoiceField(required=False, choices=[c for c in EventKind.choices if c[0] != "status_change"])
     occurred_at = serializers.DateTimeField(required=False)
@@ -97,7 +110,11 @@ class TimelineEventUpdateSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {"detail": f"These fields cannot be changed: {', '.join(sorted(unknown))}."}
             )
-        if not set(attrs) - {"version"}:
+        if "annotation" in attrs and "annotation_version" not in attrs:
+            raise serializers.ValidationError(
+                {"annotation_version": "Required with annotation: the annotation_version you saw."}
+            )
+        if not set(attrs) - {"version", "annotation_version"}:
             raise serializers.ValidationError(
                 {"detail": "Nothing to change: send body, kind, occurred_at, pinned or annotation."}
             )

@@ -54,7 +54,7 @@ class IncidentViewSet(
         incident = self.get_object()
         payload = PublishSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        incident.set_public(by=request.user, public=payload.validated_data["public"])
+        incident.set_public(by=request.user, **payload.validated_data)
         return Response(self.get_serializer(self.get_queryset().get(pk=incident.pk)).data)
 
 
@@ -101,13 +101,13 @@ class TimelineEventViewSet(
         payload.is_valid(raise_exception=True)
         changes = dict(payload.validated_data)
         version = changes.pop("version", None)
+        annotation_version = changes.pop("annotation_version", None)
         annotation = changes.pop("annotation", None)
         with transaction.atomic():
             if changes:
                 event.edit(by=request.user, version=version, **changes)
-                version = event.version if version is not None else None
             if annotation is not None:
-                event.annotate(by=request.user, version=version, annotation=annotation)
+                event.annotate(by=request.user, annotation_version=annotation_version, annotation=annotation)
         return Response(self.get_serializer(self.get_object()).data)
 
     def perform_destroy(self, instance):

@@ -242,6 +242,8 @@ class Alert(models.Model):
             models.Index(fields=["-starts_at"], name="alert_firing_idx", condition=Q(status="firing")),
             # A resolved alert looks for its row in the group's previous incidents.
             models.Index(fields=["group", "fingerprint"], name="alert_group_fingerprint_idx"),
+            # The live incident page: the latest delivery of one incident's alerts.
+            models.Index(fields=["incident", "last_received_at"], name="alert_live_idx"),
         ]
 
     def __str__(self) -> str:

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from incidents import signals
 from incidents.choices import (
+    CONFIRM_ACTIONS,
     OPEN_STATUSES,
     REOPEN_FROM,
     REOPEN_TO,
@@ -15,15 +16,22 @@ from incidents.choices import (
     RevisionAction,
     Severity,
     Status,
+    action_label,
     allowed_transitions,
+    needs_reason,
+    next_step,
 )
 from incidents.models.review import PostIncidentReview
 from opsportal import metrics
 from opsportal.connections import ConnectionSettingValidator, name_list, validate_host_list, validate_secret_names
-from opsportal.errors import DomainError, InvalidTransition, StaleVersion
+from opsportal.errors import BadParameters, DomainError, InvalidTransition, StaleVersion
 from opsportal.markdown import render_markdown
 
 ROLE_FIELDS = ("commander", "scribe", "communications_lead")
+
+
+class ReasonRequired(BadParameters):
+    """A move the lifecycle allows only with a reason, asked without one (HTTP 400, names the field)."""
 
 
 class Service(models.Model):
@@ -118,6 +126,9 @@ class Incident(models.Model):
     public = models.BooleanField(
         default=False, help_text="Shown on the public status page, with its communication entries as updates."
     )
+    # What customers read: never the internal title (an alert's text) or summary.
+    public_title = models.CharField(max_length=200, blank=True)
+    public_message = models.TextField(blank=True, validators=[MaxLengthValidator(2000)])
 
     started_at = models.DateTimeField(help_text="When the impact began (editable).")
     detected_at = models.DateTimeField(default=timezone.now)
@@ -166,6 +177,22 @@ class Incident(models.Model):
     def allowed_transitions(self) -> list[str]:
         return allowed_transitions(self.status)
 
+    @property
+    def status_actions(self) -> list[dict]:
+        """The status buttons, as verbs: the lifecycle's next step first and primary."""
+        primary = next_step(self.status)
+        actions = [
+            {
+                "to": target,
+                "label": action_label(self.status, target),
+                "primary": target == primary,
+                "confirm": target in CONFIRM_ACTIONS,
+                "needs_reason": needs_reason(self.status, target),
+            }
+            for target in allowed_transitions(self.status)
+        ]
+        return sorted(actions, key=lambda a: not a["primary"])
+
     # --- verbs ----------------------------------------------------------------------------
 
     @classmethod
@@ -188,7 +215,11 @@ class Incident(models.Model):
         return incident
 
     def transition_to(self, status: str, *, by=None, note: str = "") -> "Incident":
-        """Move to `status` if the lifecycle allows it, stamping its timestamp and the timeline."""
+        """Move to `status` if the lifecycle allows it, stamping its timestamp and the timeline.
+
+        Closing an incident that was never resolved needs a reason (`note`); it stamps the
+        resolution too and opens the review, as resolving would.
+        """
         if status not in Status.values:
             raise DomainError(f"Unknown status {status!r}; expected one of: {', '.join(Status.values)}.")
         with transaction.atomic():
@@ -201,17 +232,29 @@ class Incident(models.Model):
                     f"Cannot move {locked.reference} from {current} to {status}; "
                     f"allowed: {', '.join(allowed_transitions(current)) or 'none'}."
                 )
+            if needs_reason(current, status) and not note.strip():
+                raise ReasonRequired(
+                    f"note is required: closing {locked.reference} while it is {current} skips resolving it; "
+                    "resolve it first, or give the reason it is closed without resolving.",
+                    field="note",
+                )
             now = timezone.now()
             reopening = current in REOPEN_FROM and status == REOPEN_TO
             if reopening:
                 locked.resolved_at = None
                 locked.closed_at = None
-            stamp = STATUS_TIMESTAMP.get(status)
-            if stamp and getattr(locked, stamp) is None:
-                setattr(locked, stamp, now)
+            skipped_resolution = status == Status.CLOSED and current not in REOPEN_FROM
+            stamps = [STATUS_TIMESTAMP.get(status)]
+            if skipped_resolution:
+                stamps.insert(0, STATUS_TIMESTAMP[Status.RESOLVED])
+            stamped = []
+            for stamp in filter(None, stamps):
+                if getattr(locked, stamp) is None:
+                    setattr(locked, stamp, now)
+                    stamped.append(stamp)
             locked.status = status
             locked.save()
-            verb = "Reopened" if reopening else "Status changed"
+            verb = "Reopened" if reopening else "Closed without resolving" if skipped_resolution else "Status changed"
             body = f"{verb}: **{current}** → **{status}**"
             if note.strip():
                 body += f"\n\n{note.strip()}"
@@ -219,12 +262,14 @@ class Incident(models.Model):
             signals.incident_status_changed.send(
                 sender=type(self), incident=locked, previous=current, status=status, by=by, event=event
             )
-            if status == Status.RESOLVED:
+            if status == Status.RESOLVED or skipped_resolution:
                 PostIncidentReview.open_for(locked, by=by)
-            if stamp and getattr(locked, stamp) == now:
-                severity, detected_at = locked.severity, locked.detected_at
+            severity, detected_at = locked.severity, locked.detected_at
+            for stamp in stamped:
                 transaction.on_commit(
-                    lambda: metrics.observe_incident_stamp(stamp, severity=severity, detected_at=detected_at, at=now)
+                    lambda stamp=stamp: metrics.observe_incident_stamp(
+                        stamp, severity=severity, detected_at=detected_at, at=now
+                    )
                 )
         self.refresh_from_db()
         return self
@@ -241,21 +286,56 @@ class Incident(models.Model):
         self.commander = by
         return True
 
-    def set_public(self, *, by, public: bool) -> "Incident":
-        """Show the incident on the public status page, or take it off; the timeline records it."""
+    @property
+    def customer_facing_services(self) -> list:
+        return [s for s in self.services.all() if s.public]
+
+    @property
+    def default_public_title(self) -> str:
+        """A neutral title for customers, from the public services (never the internal title)."""
+        names = [s.name for s in self.customer_facing_services]
+        return f"Problems with {', '.join(names)}" if names else "Service disruption"
+
+    @property
+    def should_publish(self) -> bool:
+        """An open SEV1/SEV2 on a public service that customers cannot see yet."""
+        return (
+            not self.public
+            and self.is_open
+            and self.severity in (Severity.SEV1, Severity.SEV2)
+            and bool(self.customer_facing_services)
+        )
+
+    def set_public(self, *, by, public: bool, public_title: str | None = None, public_message: str | None = None):
+        """Show the incident on the public status page (under its public title), take it off, or
+        change what customers read; the timeline records it."""
         with transaction.atomic():
             locked = type(self).objects.select_for_update().get(pk=self.pk)
-            if locked.public == public:
+            texts = {}
+            if public:
+                title = (public_title if public_title is not None else locked.public_title).strip()
+                texts["public_title"] = title or locked.default_public_title
+                if public_message is not None:
+                    texts["public_message"] = public_message.strip()
+            changed_text = {k: v for k, v in texts.items() if getattr(locked, k) != v}
+            if locked.public == public and not changed_text:
                 state = "already on" if public else "not on"
                 raise InvalidTransition(f"{locked.reference} is {state} the public status page.")
+            was_public = locked.public
             locked.public = public
-            locked.save(update_fields=["public", "updated_at"])
-            body = (
-                "Published on the public status page: communication entries written from now on or before "
-                "are shown there as updates."
-                if public
-                else "Removed from the public status page."
-            )
+            for field, value in changed_text.items():
+                setattr(locked, field, value)
+            locked.full_clean(exclude=["started_at"])
+            locked.save(update_fields=["public", "public_title", "public_message", "updated_at"])
+            if public and was_public:
+                body = f"Public text changed; customers now read: **{locked.public_title}**"
+            elif public:
+                body = (
+                    f"Published on the public status page as **{locked.public_title}**: communication entries "
+                    "written from now on or before are shown there as updates."
+                )
+            else:
+                body = "Removed from the public status page."
             # An action, not a communication: system entries are never shown publicly.
             TimelineEvent.record(locked, kind=EventKind.ACTION, author=by, body=body)
         self.refresh_from_db()
@@ -346,9 +426,15 @@ class TimelineEvent(models.Model):
     annotation_html = models.TextField(editable=False, default="")
     pinned = models.BooleanField(default=False)
     source = models.CharField(max_length=8, choices=EventSource.choices, default=EventSource.MANUAL)
+    # Two guards, so one person's annotation or pin never refuses another's text edit: `version`
+    # guards the entry (text, kind, time, deletion), `annotation_version` the annotation. Pinning
+    # changes neither.
     version = models.PositiveIntegerField(default=1)
+    annotation_version = models.PositiveIntegerField(default=1)
 
     created_at = models.DateTimeField(auto_now_add=True)
+    # Any change at all (pinning too): what the live incident page compares.
+    updated_at = models.DateTimeField(auto_now=True)
     edited_at = models.DateTimeField(null=True, blank=True)
     edited_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -367,6 +453,8 @@ class TimelineEvent(models.Model):
             models.Index(fields=["incident", "occurred_at", "id"], name="event_timeline_idx"),
             # Pinned events become a review's key moments.
             models.Index(fields=["incident"], name="event_pinned_idx", condition=Q(pinned=True)),
+            # The live incident page: the latest change to one incident's timeline.
+            models.Index(fields=["incident", "updated_at"], name="event_live_idx"),
         ]
 
     def __str__(self) -> str:
@@ -380,6 +468,10 @@ class TimelineEvent(models.Model):
     @property
     def is_system(self) -> bool:
         return self.source == EventSource.SYSTEM
+
+    @property
+    def dom_id(self) -> str:
+        return f"event-{self.pk}"
 
     @property
     def is_deleted(self) -> bool:
@@ -419,13 +511,17 @@ class TimelineEvent(models.Model):
         event.save()
         return event
 
-    def _lock(self, version: int | None) -> "TimelineEvent":
+    def _lock(self, version: int | None, *, annotation_version: int | None = None) -> "TimelineEvent":
         locked = type(self).objects.select_for_update().get(pk=self.pk)
-        if version is not None and int(version) != locked.version:
+        stale = (version is not None and int(version) != locked.version) or (
+            annotation_version is not None and int(annotation_version) != locked.annotation_version
+        )
+        if stale:
             raise StaleVersion(
                 "Someone else edited this entry since you opened it; their text is shown, "
                 "copy what you need and edit again.",
                 current_version=locked.version,
+                current_annotation_version=locked.annotation_version,
                 current_body=locked.body,
                 current_annotation=locked.annotation,
             )
@@ -435,6 +531,7 @@ class TimelineEvent(models.Model):
         TimelineEventRevision.objects.create(
             event=locked,
             version=locked.version,
+            annotation_version=locked.annotation_version,
             action=action,
             body=locked.body,
             annotation=locked.annotation,
@@ -444,8 +541,8 @@ class TimelineEvent(models.Model):
             edited_by=by,
         )
 
-    def _commit(self, locked: "TimelineEvent", by) -> "TimelineEvent":
-        locked.version += 1
+    def _commit(self, locked: "TimelineEvent", by, *, guard: str = "version") -> "TimelineEvent":
+        setattr(locked, guard, getattr(locked, guard) + 1)
         locked.edited_at = timezone.now()
         locked.edited_by = by
         locked.full_clean(exclude=["incident", "author", "edited_by", "deleted_by"])
@@ -454,7 +551,8 @@ class TimelineEvent(models.Model):
         return self
 
     def edit(self, *, by, version: int | None, body=None, kind=None, occurred_at=None, pinned=None):
-        """Change a manual entry. Content changes need the version the editor saw."""
+        """Change a manual entry. Content changes need the version the editor saw; pinning needs none
+        and leaves the version alone (it is not the text)."""
         content = {"body": body, "kind": kind, "occurred_at": occurred_at}
         content = {k: v for k, v in content.items() if v is not None}
         if content and version is None:
@@ -467,26 +565,32 @@ class TimelineEvent(models.Model):
                 raise DomainError("System entries cannot be edited; add an annotation instead.")
             changed = {k: v for k, v in content.items() if getattr(locked, k) != v}
             if pinned is not None and pinned != locked.pinned:
-                changed["pinned"] = pinned
+                locked.pinned = pinned
+                locked.save(update_fields=["pinned", "updated_at"])
             if not changed:
+                self.refresh_from_db()
                 return self
             self._snapshot(locked, RevisionAction.EDIT, by)
             for field, value in changed.items():
                 setattr(locked, field, value)
             return self._commit(locked, by)
 
-    def annotate(self, *, by, version: int | None, annotation: str):
-        if version is None:
-            raise DomainError("version is required when annotating an entry.")
+    def set_pinned(self, *, by, pinned: bool) -> "TimelineEvent":
+        """Mark (or unmark) a key moment. Not a change of the text: no version, no revision."""
+        return self.edit(by=by, version=None, pinned=pinned)
+
+    def annotate(self, *, by, annotation_version: int | None, annotation: str):
+        if annotation_version is None:
+            raise DomainError("annotation_version is required when annotating an entry.", field="annotation_version")
         with transaction.atomic():
-            locked = self._lock(version)
+            locked = self._lock(None, annotation_version=annotation_version)
             if locked.is_deleted:
                 raise DomainError("This entry is deleted; restore it before annotating.")
             if locked.annotation == annotation:
                 return self
             self._snapshot(locked, RevisionAction.ANNOTATE, by)
             locked.annotation = annotation
-            return self._commit(locked, by)
+            return self._commit(locked, by, guard="annotation_version")
 
     def soft_delete(self, *, by):
         with transaction.atomic():
@@ -516,6 +620,7 @@ class TimelineEventRevision(models.Model):
 
     event = models.ForeignKey(TimelineEvent, on_delete=models.CASCADE, related_name="revisions")
     version = models.PositiveIntegerField()
+    annotation_version = models.PositiveIntegerField(default=1)
     action = models.CharField(max_length=8, choices=RevisionAction.choices)
     body = models.TextField()
     annotation = models.TextField(blank=True)
@@ -530,8 +635,10 @@ class TimelineEventRevision(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            # One snapshot per version of an entry: two writers cannot both replace version N.
-            models.UniqueConstraint(fields=["event", "version"], name="revision_event_version_uniq"),
+            # One snapshot per state of an entry: two writers cannot both replace the same text or annotation.
+            models.UniqueConstraint(
+                fields=["event", "version", "annotation_version"], name="revision_event_versions_uniq"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,16 +1,21 @@
 """Portal pages for incidents. Timeline edits are htmx requests answered with partials."""
 
+import json
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q
-from django.http import HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from incidents import dashboard
+from incidents import dashboard, live
 from incidents.api.filters import IncidentFilter
 from incidents.choices import EventKind, Status
 from incidents.forms import (
@@ -22,8 +27,10 @@ from incidents.forms import (
     TransitionForm,
 )
 from incidents.models import Incident, Service, TimelineEvent
+from opsportal import inbox
 from opsportal.errors import REFUSALS, StaleVersion, status_of
 from opsportal.roles import responder_required
+from opsportal.sessions import passive
 
 PAGES_SHOWN = 200  # the notification log on the incident page
 TIMELINE_WINDOW = 100  # entries per page of the timeline; older ones load on demand
@@ -81,17 +88,23 @@ def _timeline_window(incident: Incident, kinds: list[str], before: TimelineEvent
     return newest[:TIMELINE_WINDOW][::-1], has_older
 
 
+def _kept(request) -> set[str]:
+    """Ids of what the reader is using (an open form, typed text): a live refresh leaves them be."""
+    return set(request.GET.getlist("keep"))
+
+
 def _timeline_context(request, incident: Incident) -> dict:
     kinds = _selected_kinds(request)
     events, has_older = _timeline_window(incident, kinds)
     return {
+        "keep": _kept(request),
         "incident": incident,
         "events": events,
         "has_older": has_older,
         "kinds": EventKind.choices,
         "selected_kinds": kinds,
         "kind_query": "".join(f"&kind={k}" for k in kinds),
-        "entry_form": TimelineEntryForm(initial={"occurred_at": timezone.localtime().replace(second=0, microsecond=0)}),
+        "entry_form": TimelineEntryForm(auto_id="entry-%s"),
     }
 
 
@@ -103,11 +116,63 @@ def detail(request, pk: int):
     context["details_form"] = _details_form(incident)
     context["alerts"] = list(incident.alerts.all()[:200])
     context["pages"] = list(incident.pages.select_related("user", "rule", "delivery")[:PAGES_SHOWN])
+    context["live_token"] = live.encode(live.fingerprints(incident.pk))
+    context["live_interval"] = settings.LIVE_POLL_SECONDS
     return render(request, "incidents/detail.html", context)
+
+
+@passive
+@require_GET
+def live_poll(request, pk: int):
+    """What open incident pages poll: 204 if nothing changed since their token, else the new poller
+    and an HX-Trigger naming the changed parts (each part then fetches itself)."""
+    if not request.user.is_authenticated:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = redirect_to_login(reverse("incidents:detail", args=[pk]))["Location"]
+        return response
+    prints = live.fingerprints(pk)
+    if prints is None:
+        return HttpResponse(status=404)
+    parts = live.changed(request.GET.get("since", ""), prints)
+    if not parts:
+        return HttpResponse(status=204)
+    response = render(
+        request,
+        "incidents/partials/live.html",
+        {"incident_pk": pk, "live_token": live.encode(prints), "live_interval": settings.LIVE_POLL_SECONDS},
+    )
+    response["HX-Trigger"] = json.dumps({f"live:{part}": True for part in parts})
+    return response
+
+
+@login_required
+@require_GET
+def header(request, pk: int):
+    """The status, roles and clocks, as a live refresh fetches them."""
+    incident = get_object_or_404(Incident.objects.for_detail(), pk=pk)
+    context = {"incident": incident, "details_form": _details_form(incident), "keep": _kept(request)}
+    return render(request, "incidents/partials/header.html", context)
+
+
+@login_required
+@require_GET
+def timeline_entries(request, pk: int):
+    """The entries alone (not the add form, which may hold someone's typing)."""
+    incident = get_object_or_404(Incident, pk=pk)
+    return render(request, "incidents/partials/timeline_list.html", _timeline_context(request, incident))
+
+
+@login_required
+@require_GET
+def alerts(request, pk: int):
+    incident = get_object_or_404(Incident, pk=pk)
+    alerts = list(incident.alerts.all()[:200])
+    return render(request, "incidents/partials/alerts.html", {"incident": incident, "alerts": alerts})
 
 
 def _details_form(incident: Incident) -> IncidentDetailsForm:
     return IncidentDetailsForm(
+        auto_id="details-%s",
         initial={
             "severity": incident.severity,
             "commander": incident.commander_id,
@@ -115,7 +180,7 @@ def _details_form(incident: Incident) -> IncidentDetailsForm:
             "communications_lead": incident.communications_lead_id,
             "services": [s.pk for s in incident.services.all()],
             "started_at": timezone.localtime(incident.started_at).replace(second=0, microsecond=0),
-        }
+        },
     )
 
 
@@ -172,7 +237,7 @@ def transition(request, pk: int):
 @require_POST
 def update_details(request, pk: int):
     incident = get_object_or_404(Incident, pk=pk)
-    form = IncidentDetailsForm(request.POST)
+    form = IncidentDetailsForm(request.POST, auto_id="details-%s")
     if not form.is_valid():
         return _refreshed_header(request, pk, error="Please correct the details below.", status=400, form=form)
     data = dict(form.cleaned_data)
@@ -184,7 +249,7 @@ def update_details(request, pk: int):
 @require_POST
 def add_entry(request, pk: int):
     incident = get_object_or_404(Incident, pk=pk)
-    form = TimelineEntryForm(request.POST)
+    form = TimelineEntryForm(request.POST, auto_id="entry-%s")
     if form.is_valid():
         TimelineEvent.add_note(
             incident,
@@ -220,12 +285,19 @@ def event_fragment(request, pk: int, event_id: int):
 def edit_entry(request, pk: int, event_id: int):
     event = _event(pk, event_id)
     form_class = AnnotationForm if event.is_system else TimelineEditForm
+    auto_id = f"event-{event.pk}-%s"  # one page holds many forms: ids stay unique
     if request.method == "GET":
-        initial = {"version": event.version, "annotation": event.annotation}
-        if not event.is_system:
-            initial.update(body=event.body, kind=event.kind, occurred_at=timezone.localtime(event.occurred_at))
-        return _render_event(request, event, form=form_class(initial=initial), editing=True)
-    form = form_class(request.POST)
+        if event.is_system:
+            initial = {"annotation_version": event.annotation_version, "annotation": event.annotation}
+        else:
+            initial = {
+                "version": event.version,
+                "body": event.body,
+                "kind": event.kind,
+                "occurred_at": timezone.localtime(event.occurred_at),
+            }
+        return _render_event(request, event, form=form_class(initial=initial, auto_id=auto_id), editing=True)
+    form = form_class(request.POST, auto_id=auto_id)
     if not form.is_valid():
         return _render_event(request, event, status=400, form=form, editing=True)
     data = dict(form.cleaned_data)
@@ -239,7 +311,8 @@ def edit_entry(request, pk: int, event_id: int):
         event.refresh_from_db()
         # Show the other person's text beside ours; the form now carries their version.
         mine = data.get("annotation") if event.is_system else data.get("body")
-        fresh = form_class(initial={**data, "version": event.version})
+        guard = "annotation_version" if event.is_system else "version"
+        fresh = form_class(initial={**data, guard: getattr(event, guard)}, auto_id=auto_id)
         return _render_event(
             request, event, status=status_of(exc), form=fresh, editing=True, conflict=True, my_text=mine
         )
@@ -265,7 +338,7 @@ def restore_entry(request, pk: int, event_id: int):
 def pin_entry(request, pk: int, event_id: int):
     event = _event(pk, event_id)
     try:
-        event.edit(by=request.user, version=None, pinned=not event.pinned)
+        event.set_pinned(by=request.user, pinned=not event.pinned)
     except REFUSALS as exc:
         return _render_event(request, event, status=status_of(exc), error=str(exc))
     return _render_event(request, event)
@@ -284,7 +357,7 @@ def _apply_verb(request, event: TimelineEvent, verb: str):
 def home(request):
     """The dashboard; htmx polls it and swaps in the sections (one partial each)."""
     template = "incidents/partials/dashboard/sections.html" if request.htmx else "incidents/dashboard.html"
-    return render(request, template, dashboard.context())
+    return render(request, template, {**dashboard.context(), "approvals": inbox.waiting_for(request.user)})
 
 
 @login_required

@@ -6,7 +6,7 @@ updates — the communication entries responders wrote on them. Unpublished inci
 system entries, authors and the reports themselves never appear.
 """
 
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.contrib import messages
 from django.db.models import Prefetch, Q
@@ -31,6 +31,7 @@ from opsportal.roles import responder_required
 from opsportal.throttles import CacheUnavailable, lead_throttle_wait
 
 RECENT = timedelta(days=7)
+HISTORY_DAYS = 90
 PUBLIC_STATUS = {
     Status.TRIGGERED: "Investigating",
     Status.ACKNOWLEDGED: "Investigating",
@@ -76,8 +77,11 @@ def status_context() -> dict:
             current = states.get(service.pk, PublicState.OPERATIONAL)
             states[service.pk] = min(current, state, key=STATE_ORDER.index)
     services = list(public_services)
+    history = _history(public_services)
     for service in services:
         service.state = states.get(service.pk, PublicState.OPERATIONAL)
+        service.history = history[service.pk]
+        service.days_with_incidents = sum(day["state"] != PublicState.OPERATIONAL for day in service.history)
     overall = min((s.state for s in services), key=STATE_ORDER.index, default=PublicState.OPERATIONAL)
     return {
         "services": services,
@@ -85,6 +89,34 @@ def status_context() -> dict:
         "recent_incidents": [i for i in incidents if not i.is_open],
         "overall": overall,
         "all_operational": overall == PublicState.OPERATIONAL,
+    }
+
+
+def _history(public_services) -> dict[int, list[dict]]:
+    """Per public service, the last HISTORY_DAYS days (oldest first) with the worst state a public
+    incident put it in that day. One query for the incidents and one for their services."""
+    today = timezone.localdate()
+    first = today - timedelta(days=HISTORY_DAYS - 1)
+    since = timezone.make_aware(datetime.combine(first, time.min))
+    incidents = (
+        Incident.objects.filter(public=True, detected_at__lt=timezone.now())
+        .filter(Q(status__in=OPEN_STATUSES) | Q(resolved_at__gte=since) | Q(closed_at__gte=since))
+        .prefetch_related(Prefetch("services", queryset=public_services, to_attr="public_services"))
+    )
+    worst: dict[tuple[int, date], PublicState] = {}
+    for incident in incidents:
+        start = max(timezone.localdate(incident.started_at), first)
+        end = timezone.localdate(incident.resolved_at or incident.closed_at or timezone.now())
+        state = SEVERITY_PUBLIC_STATE[incident.severity]
+        for offset in range((end - start).days + 1):
+            day = start + timedelta(days=offset)
+            for service in incident.public_services:
+                key = (service.pk, day)
+                worst[key] = min(worst.get(key, PublicState.OPERATIONAL), state, key=STATE_ORDER.index)
+    days = [first + timedelta(days=n) for n in range(HISTORY_DAYS)]
+    return {
+        service.pk: [{"day": d, "state": worst.get((service.pk, d), PublicState.OPERATIONAL)} for d in days]
+        for service in public_services
     }
 
 
@@ -133,18 +165,55 @@ def submit_report(request):
     return redirect("status")
 
 
+def _publish_form(request, incident: Incident) -> PublishForm:
+    return PublishForm(request.POST, auto_id="publish-%s")
+
+
 @responder_required
 @require_POST
 def publish(request, pk: int):
-    """Put an incident on the public status page, or take it off."""
+    """Put an incident on the public status page under its public title, change that text, or take it off."""
     incident = get_object_or_404(Incident, pk=pk)
-    form = PublishForm(request.POST)
-    form.is_valid()
-    public = form.cleaned_data.get("public", False)
+    form = _publish_form(request, incident)
+    if not form.is_valid():
+        errors = "; ".join(f"{field}: {' '.join(e)}" for field, e in form.errors.items())
+        messages.error(request, f"Not published: {errors}")
+        return redirect("incidents:detail", pk=pk)
+    data = form.cleaned_data
+    public = data["public"]
     try:
-        incident.set_public(by=request.user, public=public)
+        if public:
+            incident.set_public(
+                by=request.user, public=True, public_title=data["public_title"], public_message=data["public_message"]
+            )
+        else:
+            incident.set_public(by=request.user, public=False)
     except DomainError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, "Shown on the status page." if public else "Removed from the status page.")
     return redirect("incidents:detail", pk=pk)
+
+
+@responder_required
+@require_POST
+def preview(request, pk: int):
+    """What customers would see, before anything is published (nothing is saved)."""
+    incident = get_object_or_404(Incident.objects.prefetch_related("services"), pk=pk)
+    form = _publish_form(request, incident)
+    if not form.is_valid():
+        return render(
+            request, "incidents/partials/public_preview.html", {"incident": incident, "form": form}, status=400
+        )
+    incident.public_title = form.cleaned_data["public_title"].strip() or incident.default_public_title
+    incident.public_message = form.cleaned_data["public_message"].strip()
+    incident.public_status = PUBLIC_STATUS[incident.status]
+    incident.public_state = _incident_state(incident)
+    updates = list(
+        incident.events.visible()
+        .filter(kind=EventKind.COMMUNICATION, source=EventSource.MANUAL)
+        .order_by("-occurred_at", "-id")
+    )
+    incident.public_updates = updates
+    incident.public_services = incident.customer_facing_services
+    return render(request, "incidents/partials/public_preview.html", {"incident": incident, "form": form})

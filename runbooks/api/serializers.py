@@ -229,7 +229,8 @@ class StepRunSerializer(serializers.ModelSerializer):
         model = StepRun
         fields = [
             "id", "step", "state", "attempts", "output", "result", "started_at", "finished_at", "completed_by",
-            "approved_by", "note", "order", "title", "kind", "safety", "action", "waiting_for", "output_hidden",
+            "approved_by", "approval_note", "note", "order", "title", "kind", "safety", "action", "waiting_for",
+            "output_hidden",
         ]  # fmt: skip
 
     def _hidden(self, step_run) -> bool:

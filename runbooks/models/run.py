@@ -7,6 +7,7 @@ therefore never race: whoever holds the run lock sees the latest state and acts 
 """
 
 import logging
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -85,6 +86,11 @@ class RunbookRun(models.Model):
         default=False, help_text="Started by an alert: only the read-only automated steps, before anyone looks."
     )
     step_count = models.PositiveIntegerField(default=0)
+    first_look_skipped = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="A first look's steps that did not run: [{order, title, reason, why, configure}].",
+    )
     summary = models.CharField(max_length=500, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_by = models.ForeignKey(
@@ -141,8 +147,9 @@ class RunbookRun(models.Model):
                 raise DomainError(f"{runbook.title} has no published version to run.")
             steps = list(version.steps.select_related("target_service").order_by("order"))
             total = len(steps)
+            skipped = []
             if first_look:
-                steps, target = _first_look_steps(runbook, steps, incident, target)
+                steps, target, skipped = _first_look_steps(runbook, steps, incident, target)
             else:
                 steps, target = _all_steps(runbook, steps, incident, target)
             _check_target(runbook, steps, target)
@@ -156,6 +163,7 @@ class RunbookRun(models.Model):
                 forced=active is not None,
                 first_look=bool(first_look),
                 step_count=len(steps),
+                first_look_skipped=skipped,
             )
             try:
                 with transaction.atomic():
@@ -184,10 +192,20 @@ class RunbookRun(models.Model):
             )
         return active
 
+    @property
+    def first_look_total(self) -> int:
+        return self.step_count + len(self.first_look_skipped)
+
+    @property
+    def first_look_skips(self) -> list[dict]:
+        """The skipped steps with their reason in words, for the incident page."""
+        return [{**item, "reason_text": SKIP_REASONS.get(item["reason"], "")} for item in self.first_look_skipped]
+
     def _event_first_look(self, alertname: str, total: int) -> None:
         self._event(
             f"First look for alert `{alertname}`: runbook **{self.runbook.title}** v{self.version.number} runs "
-            f"its {self.step_count} read-only checks (of {total} steps){self._on_target()}. {self._link()}"
+            f"{self.step_count} of its {total} steps{self._on_target()}. {self._link()}"
+            f"{first_look_summary(self.first_look_skipped)}"
         )
 
     def _event_started(self, steps: list[RunbookStep], *, by) -> None:
@@ -241,7 +259,7 @@ class RunbookRun(models.Model):
                     f"You started this run, so you cannot approve its dangerous step {step_run.order}: "
                     "another responder has to."
                 )
-            step_run.approved_by, step_run.approved_at, step_run.note = by, timezone.now(), _note(note)
+            step_run.approved_by, step_run.approved_at, step_run.approval_note = by, timezone.now(), _note(note)
             step_run.save()
             what = "approved" if step.safety == Safety.DANGEROUS else "confirmed"
             run._event(f"{run._label(step_run)} {what} by {_name(by)}{_quote(note)}", author=by)
@@ -403,19 +421,74 @@ def _all_steps(
     return steps, target or _default_target(runbook, steps, incident)
 
 
+# Why a first look left a step out, worst news last: what a person can fix is named with a link.
+SKIP_REASONS = {
+    "manual": "a person does it",
+    "placeholders": "its command has placeholders to fill in",
+    "not_read_only": "it changes something, so it waits for a person",
+    "no_target": "no target service has what it needs",
+}
+_PLACEHOLDER = re.compile(r"<[A-Za-z][\w-]*>|\$\{?[A-Z][A-Z0-9_]*\}?")
+
+
+def _skip(step: RunbookStep, reason: str, why: str = "", configure: str = "") -> dict:
+    return {"order": step.order, "title": step.title, "reason": reason, "why": why, "configure": configure}
+
+
+def _configure_url(runbook: Runbook, target: Service | None) -> str:
+    """Where to set the missing connection: the target's admin page, else the runbook's service's."""
+    service = target or next(iter(runbook.services.all()), None)
+    if service is None:
+        return reverse("admin:incidents_service_changelist")
+    return reverse("admin:incidents_service_change", args=[service.pk])
+
+
 def _first_look_steps(
     runbook: Runbook, steps: list[RunbookStep], incident, target: Service | None
-) -> tuple[list[RunbookStep], Service | None]:
+) -> tuple[list[RunbookStep], Service | None, list[dict]]:
     """What a first look executes with nobody watching: the read-only automated steps, on the target
-    serving most of them, less those no service can reach."""
-    steps = [s for s in steps if s.is_automated and s.safety == Safety.READ_ONLY]
-    if not steps:
-        raise DomainError(f"{runbook.title} has no read-only checks to run.")
-    target = target or _default_target(runbook, steps, incident, partial=True)
-    steps = [s for s in steps if not _refusal(runbook, s, target)]
-    if not steps:
-        raise DomainError(f"no read-only check of {runbook.title} can reach a target service.")
-    return steps, target
+    serving most of them, less those no service can reach; and every other step with the reason."""
+    skipped = []
+    checks = []
+    for step in steps:
+        if not step.is_automated:
+            placeholders = _PLACEHOLDER.search(step.command or "")
+            skipped.append(_skip(step, "placeholders" if placeholders else "manual"))
+        elif step.safety != Safety.READ_ONLY:
+            skipped.append(_skip(step, "not_read_only"))
+        else:
+            checks.append(step)
+    if not checks:
+        raise DomainError(f"{runbook.title} has no read-only checks to run.", skipped=skipped)
+    target = target or _default_target(runbook, checks, incident, partial=True)
+    runnable = []
+    for step in checks:
+        problem = _refusal(runbook, step, target)
+        if problem:
+            skipped.append(_skip(step, "no_target", problem, _configure_url(runbook, target)))
+        else:
+            runnable.append(step)
+    skipped.sort(key=lambda s: s["order"])
+    if not runnable:
+        raise DomainError(f"no read-only check of {runbook.title} can reach a target service.", skipped=skipped)
+    return runnable, target, skipped
+
+
+def first_look_summary(skipped: list[dict]) -> str:
+    """Markdown for the timeline: how many steps were left out and why, with where to fix a target."""
+    if not skipped:
+        return ""
+    counts = {}
+    for item in skipped:
+        counts[item["reason"]] = counts.get(item["reason"], 0) + 1
+    parts = [f"{n} because {SKIP_REASONS[reason]}" for reason, n in counts.items()]
+    lines = [f"\n\nSkipped {len(skipped)}: {'; '.join(parts)}."]
+    for item in skipped:
+        if item["reason"] == "no_target":
+            lines.append(
+                f"\n- step {item['order']} {item['title']}: {item['why']} [Configure the target]({item['configure']})"
+            )
+    return "".join(lines)
 
 
 def _default_target(runbook: Runbook, steps: list[RunbookStep], incident, *, partial: bool = False) -> Service | None:
@@ -498,6 +571,8 @@ class StepRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     note = models.TextField(blank=True)
+    # The approver's word, kept apart from the note of whoever then does the step.
+    approval_note = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

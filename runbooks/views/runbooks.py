@@ -9,8 +9,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from incidents.models import Incident, Service
 from opsportal.errors import REFUSALS, status_of
-from opsportal.roles import admin_required, is_responder, responder_required
-from runbooks.choices import SectionKind
+from opsportal.roles import admin_required, is_responder, responder_required, users_who_respond
+from runbooks.choices import RunState, Safety, SectionKind
 from runbooks.forms import ImportForm, StartRunForm, StepActionForm
 from runbooks.importer import ImportRefused, import_document
 from runbooks.models import Runbook, RunbookDocument, RunbookRun, StepRun
@@ -137,6 +137,22 @@ def _live_token(run: RunbookRun) -> str:
     return str(int(max(stamps).timestamp() * 1_000_000))
 
 
+APPROVERS_SHOWN = 5
+
+
+def _approvers(run: RunbookRun, current) -> list[str]:
+    """Who can decide the step waiting for approval: any responder, but never the starter of a dangerous one."""
+    if current is None or current.waiting_for != "approval":
+        return []
+    people = users_who_respond()
+    if current.step.safety == Safety.DANGEROUS and run.started_by_id:
+        people = people.exclude(pk=run.started_by_id)
+    names = list(people.values_list("username", flat=True)[: APPROVERS_SHOWN + 1])
+    if len(names) > APPROVERS_SHOWN:
+        names[APPROVERS_SHOWN:] = ["other responders"]
+    return names
+
+
 def _live_context(request, run: RunbookRun, **extra) -> dict:
     step_runs = list(run.step_runs.all())
     current = next((s for s in step_runs if s.state in ("pending", "running")), None)
@@ -144,6 +160,7 @@ def _live_context(request, run: RunbookRun, **extra) -> dict:
         "run": run,
         "step_runs": step_runs,
         "current": current,
+        "approvers": _approvers(run, current),
         "token": _live_token(run),
         "can_approve_dangerous": is_responder(request.user) and request.user.pk != run.started_by_id,
         "hidden_output": {s.pk for s in step_runs if s.output_hidden_from(request.user)},
@@ -209,6 +226,11 @@ def _incident_card(request, incident: Incident, *, error: str = "", status: int 
     runs = list(RunbookRun.objects.for_list().filter(incident=incident)[: RECENT_RUNS * 4])
     active = [r for r in runs if r.is_active]
     finished = [r for r in runs if not r.is_active][:RECENT_RUNS]
+    waiting = any(r.state == RunState.WAITING_APPROVAL for r in active)
+    responders = list(users_who_respond().values_list("pk", "username")[:50]) if waiting else []
+    for run in active:
+        # Name who can approve, never the starter (who cannot approve a dangerous step of their own).
+        run.approver_names = [name for pk, name in responders if pk != run.started_by_id][:APPROVERS_SHOWN]
     context = {
         "incident": incident,
         "suggested": Runbook.objects.suggested_for(incident),

@@ -45,6 +45,6 @@ def test_alert_opens_incident_with_live_clocks(new_page, login, eager):
     first = ack.text_content()
     expect(ack).not_to_have_text(first)  # ticks in the browser, no reload
 
-    page.get_by_role("button", name="Acknowledged").click()
+    page.get_by_role("button", name="Acknowledge", exact=True).click()
     expect(page.get_by_test_id("status")).to_have_text("Acknowledged")
     expect(page.get_by_test_id("sla-ack")).to_contain_text("in time")

@@ -55,10 +55,11 @@ def test_declare_edit_timeline_acknowledge_and_resolve(new_page, login):
     assert [r.action for r in event.revisions.order_by("version")] == ["edit", "delete", "restore"]
 
     # Acknowledge and resolve from the status actions
-    page.get_by_role("button", name="Acknowledged").click()
+    page.get_by_role("button", name="Acknowledge", exact=True).click()
     expect(page.get_by_test_id("status")).to_have_text("Acknowledged")
     page.fill("input[name=note]", "Rolled back the nginx config")
-    page.get_by_role("button", name="Resolved").click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Resolve", exact=True).click()
     expect(page.get_by_test_id("status")).to_have_text("Resolved")
     expect(page.locator("#timeline")).to_contain_text("Rolled back the nginx config")
 
@@ -77,3 +78,38 @@ def test_times_are_shown_in_the_browsers_time_zone(new_page, login):
     page.wait_for_load_state("networkidle")
     page.goto(f"/incidents/{incident.pk}/")
     expect(page.locator("#incident-header")).to_contain_text(re.compile(r"\d{2}:\d{2} JST"))
+
+
+def test_enter_in_the_note_box_does_not_change_the_status_and_close_needs_resolving(new_page, login):
+    UserFactory(username="alice", role="responder")
+    incident = Incident.declare(by=None, title="Queue backlog")
+    incident.transition_to("acknowledged", by=None)
+    page = new_page()
+    login(page, "alice")
+    page.goto(f"/incidents/{incident.pk}/")
+    expect(page.locator("[data-status-action].primary")).to_have_text("Start investigating")
+
+    page.fill("input[name=note]", "Checking the consumers")
+    page.press("input[name=note]", "Enter")
+    page.fill("#timeline textarea[name=body]", "Consumers are at 0%")
+    page.press("#timeline textarea[name=body]", "Enter")
+    page.wait_for_load_state("networkidle")
+    incident.refresh_from_db()
+    assert incident.status == "acknowledged"
+    expect(page.get_by_test_id("status")).to_have_text("Acknowledged")
+
+    # There is no one-click Close before resolving; the reasoned close refuses an empty reason.
+    expect(page.get_by_role("button", name="Close", exact=True)).to_have_count(0)
+    page.get_by_text("Close without resolving…").click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Close without resolving").click()
+    page.wait_for_load_state("networkidle")
+    incident.refresh_from_db()
+    assert incident.status == "acknowledged"
+
+    # Declining the confirmation changes nothing either.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Resolve", exact=True).click()
+    page.wait_for_load_state("networkidle")
+    incident.refresh_from_db()
+    assert incident.status == "acknowledged"

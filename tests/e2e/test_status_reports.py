@@ -50,7 +50,13 @@ def test_public_report_becomes_an_incident(new_page, login):
     assert report.status == "escalated" and report.incident == incident and incident.severity == "SEV2"
 
     # Published with a public update, the public sees it; internal notes stay internal.
-    staff.get_by_role("button", name="Show on status page").click()
+    # A SEV2 on a public service: the page suggests publishing, the form is already open, and the
+    # customer-facing text is previewed before it is published.
+    expect(staff.get_by_test_id("publish-suggestion")).to_contain_text("Checkout")
+    staff.fill("#publish-public_title", "Payments hang at checkout")
+    staff.get_by_role("button", name="Preview").click()
+    expect(staff.get_by_test_id("publish-preview")).to_contain_text("Payments hang at checkout")
+    staff.get_by_role("button", name="Publish on the status page").click()
     expect(staff.locator(".flash")).to_contain_text("Shown on the status page")
     staff.fill("#timeline textarea[name=body]", "We are rolling back the payment release.")
     staff.select_option("#timeline select[name=kind]", "communication")
@@ -59,5 +65,6 @@ def test_public_report_becomes_an_incident(new_page, login):
     public.goto("/status/")
     expect(public.get_by_test_id("state-checkout")).to_have_text("Partial outage")
     expect(public.locator(f"#incident-{incident.pk}")).to_contain_text("We are rolling back the payment release.")
+    expect(public.locator(f"#incident-{incident.pk} h2")).to_have_text("Payments hang at checkout")
     expect(public.locator("body")).not_to_contain_text("Problem report")
     assert violations == []

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.django_db
 INCIDENT_FIELDS = {
     "id", "reference", "title", "summary", "severity", "status", "commander", "scribe", "communications_lead",
     "services", "started_at", "detected_at", "acknowledged_at", "mitigated_at", "resolved_at", "closed_at",
-    "created_at", "updated_at", "public",
+    "created_at", "updated_at", "public", "public_title", "public_message",
 }  # fmt: skip
 
 

@@ -142,7 +142,9 @@ def test_system_entry_offers_annotation_only(browser, incident):
     assert b'name="annotation"' in page.content and b'name="body"' not in page.content
     assert browser.post(f"/incidents/{incident.pk}/timeline/{system.pk}/delete/", **HX).status_code == 400
     saved = browser.post(
-        f"/incidents/{incident.pk}/timeline/{system.pk}/edit/", {"version": 1, "annotation": "paged at 3am"}, **HX
+        f"/incidents/{incident.pk}/timeline/{system.pk}/edit/",
+        {"annotation_version": 1, "annotation": "paged at 3am"},
+        **HX,
     )
     assert saved.status_code == 200 and b"paged at 3am" in saved.content
 

@@ -70,7 +70,7 @@ def test_attach_to_an_open_incident(api, report, responder):
 
 def test_a_closed_incident_cannot_take_reports(api, report, responder):
     incident = IncidentFactory()
-    incident.transition_to("closed", by=responder)
+    incident.transition_to("closed", by=responder, note="False page")
     response = api.post(f"/api/reports/{report.pk}/escalate/", {"incident": incident.pk}, format="json")
     assert response.status_code == 400 and "incident" in response.json()
     report.refresh_from_db()

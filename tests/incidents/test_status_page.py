@@ -22,8 +22,9 @@ def services(db):
 
 
 def published(responder, **fields) -> Incident:
+    """Published under a public title equal to the (customer-friendly) internal one of these tests."""
     incident = IncidentFactory(created_by=responder, **fields)
-    incident.set_public(by=responder, public=True)
+    incident.set_public(by=responder, public=True, public_title=incident.title)
     return incident
 
 

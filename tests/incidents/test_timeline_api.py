@@ -138,11 +138,14 @@ def test_system_events_cannot_be_edited_or_deleted_but_can_be_annotated(api, inc
     assert "annotation" in response.json()["detail"]
     assert api.delete(url(incident, system.pk)).status_code == 400
 
-    response = api.patch(url(incident, system.pk), {"version": 1, "annotation": "Paged by *Grafana*"}, format="json")
+    response = api.patch(
+        url(incident, system.pk), {"annotation_version": 1, "annotation": "Paged by *Grafana*"}, format="json"
+    )
     assert response.status_code == 200
     assert response.json()["annotation_html"] == "<p>Paged by <em>Grafana</em></p>"
     system.refresh_from_db()
-    assert system.body.startswith("Incident declared") and system.version == 2
+    # An annotation has its own guard: the entry's version is untouched.
+    assert system.body.startswith("Incident declared") and system.version == 1 and system.annotation_version == 2
 
 
 def test_events_of_another_incident_are_404(api, incident, note):

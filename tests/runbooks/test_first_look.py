@@ -41,9 +41,23 @@ def test_only_the_read_only_automated_steps_the_target_serves_start(checkout_run
     run = RunbookRun.objects.get()
     assert run.first_look is True and run.started_by is None and run.target == target and run.state == "queued"
     assert [s.step.title for s in run.step_runs.order_by("order")] == ["Health", "Memory"]
-    assert bodies(incident)[0].startswith(
-        "First look for alert `APIHigh5xxRate`: runbook **Checkout checks** v1 runs its 2 read-only checks (of 5 steps)"
+    body = bodies(incident)[0]
+    assert body.startswith(
+        "First look for alert `APIHigh5xxRate`: runbook **Checkout checks** v1 runs 2 of its 5 steps, target"
     )
+    # What did not run, and why; the missing setting links to where it is configured.
+    assert (
+        "Skipped 3: 1 because a person does it; 1 because it changes something, so it waits for a person; "
+        "1 because no target service has what it needs." in body
+    )
+    assert f"- step 4 Redis (no Redis URL on the target): Service {target.slug} has no Redis URL" in body
+    assert f"[Configure the target](/admin/incidents/service/{target.pk}/change/)" in body
+    run.refresh_from_db()
+    assert [(s["order"], s["reason"]) for s in run.first_look_skipped] == [
+        (2, "manual"),
+        (3, "not_read_only"),
+        (4, "no_target"),
+    ]
     # A responder can still start the whole runbook while the first look is under way.
     target.redis_url = "redis://cache.internal:6379/0"
     target.save()
@@ -72,7 +86,31 @@ def test_a_runbook_without_a_reachable_check_says_so_on_the_timeline():
     assert not RunbookRun.objects.exists()
     assert bodies(incident) == [
         "First look for alert `ReplicaLag` did not start: Manual only has no read-only checks to run."
+        "\n\nSkipped 1: 1 because a person does it."
     ]
+
+
+def test_a_manual_step_with_placeholders_says_so():
+    make_runbook(
+        "Queue stuck",
+        steps=[manual("Purge the queue", command="celery -A <app> purge -Q $QUEUE_NAME")],
+        alert_names=["QueueStuck"],
+    )
+    incident = IncidentFactory()
+    start_first_look(incident, "QueueStuck", integration=None)
+    assert bodies(incident)[0].endswith("Skipped 1: 1 because its command has placeholders to fill in.")
+
+
+def test_the_incident_page_shows_what_the_first_look_skipped(client, viewer, checkout_runbook, target):
+    incident = IncidentFactory(title="5xx", services=[target])
+    start_first_look(incident, "APIHigh5xxRate", integration=None)
+    client.force_login(viewer)
+    card = client.get(f"/runbooks/for-incident/{incident.pk}/").content.decode()
+    assert "First look ran 2 of 5 steps" in card
+    assert "Step 3 Risky: it changes something, so it waits for a person" in card
+    assert f'href="/admin/incidents/service/{target.pk}/change/">Configure the target</a>' in card
+    timeline = client.get(f"/incidents/{incident.pk}/timeline/entries/").content.decode()
+    assert "Skipped 3" in timeline and "Configure the target</a>" in timeline
 
 
 def test_an_imported_alert_runbook_answers_a_real_alertmanager_delivery(client, django_capture_on_commit_callbacks):
