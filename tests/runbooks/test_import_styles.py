@@ -30,6 +30,7 @@ TABLE = [
     ("incident-playbooks.md", 2, {"read_only": 5, "dangerous": 5}, 0, 0),
     ("kubectl-helm.md", 1, {"read_only": 2, "dangerous": 4}, 0, 0),
     ("one-runbook-template.md", 1, {"read_only": 5, "change": 2, "dangerous": 1}, 1, 0),
+    ("parameters.md", 1, {"read_only": 5, "dangerous": 1}, 1, 0),
     ("scripts.md", 3, {"read_only": 1, "dangerous": 2}, 0, 0),
     ("sql-runbook.md", 1, {"read_only": 4, "dangerous": 5}, 0, 0),
 ]
