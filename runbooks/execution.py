@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from celery.exceptions import SoftTimeLimitExceeded
 
 from opsportal.connections import Masker
-from runbooks.actions import ACTIONS, ActionError, ParamsError, StepTimeout, Target, TransientError
+from opsportal.errors import BadParameters
+from runbooks.actions import ACTIONS, ActionError, StepTimeout, Target, TransientError
 from runbooks.choices import StepState
 from runbooks.signals import step_executed
 
@@ -35,7 +36,7 @@ def execute(step_run) -> Outcome:
     try:
         action = ACTIONS[step.action]
         # Checked again here: a worker never trusts what was stored (e.g. SQL must still be read-only).
-        params = action.validate(dict(step.params))
+        params = action.validate(step_run.filled_params())
         # The service may have lost the setting since the run started: refused, never the portal instead.
         action.check_target(params, target.service)
         check = action.run(params, target, float(step.timeout))
@@ -44,7 +45,7 @@ def execute(step_run) -> Outcome:
         outcome = Outcome(StepState.TIMED_OUT, message, message, {"error": message})
     except TransientError as exc:
         outcome = Outcome(StepState.FAILED, str(exc), str(exc), {"error": str(exc)}, transient=True)
-    except (ActionError, ParamsError, KeyError) as exc:
+    except (ActionError, BadParameters, KeyError) as exc:
         message = str(exc) if not isinstance(exc, KeyError) else f"Unknown action {step.action!r}."
         outcome = Outcome(StepState.FAILED, message, message, {"error": message})
     except Exception as exc:  # noqa: BLE001 - a bug in an action fails its step, never the worker

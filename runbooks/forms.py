@@ -53,6 +53,45 @@ class StartRunForm(forms.Form):
     )
     force = forms.BooleanField(required=False, label="Start even if a run is already active for this incident")
 
+    def __init__(self, *args, parameters: list[dict] = (), **kwargs):
+        """`parameters`: the runbook's (see `runbook_parameters`), each asked for in a field of its own."""
+        super().__init__(*args, **kwargs)
+        self.parameters = list(parameters)
+        for p in self.parameters:
+            if p["default"]:
+                hint = "Left empty: the target's base URL."
+            elif p["needed"]:
+                hint = "Needed to run the automated steps; left empty: the incident's alert label of this name."
+            else:
+                hint = "Shown in the commands you copy; left empty: the alert label of this name, or as written."
+            self.fields[f"param_{p['name']}"] = forms.CharField(
+                label=f"{p['name']} ({p['written']}, step {', '.join(map(str, p['steps']))})",
+                required=False,
+                max_length=200,
+                strip=True,
+                help_text=hint,
+            )
+
+    def params(self) -> dict[str, str]:
+        """The values given (blank fields left out): the run checks each and names the one it refuses."""
+        return {p["name"]: v for p in self.parameters if (v := self.cleaned_data.get(f"param_{p['name']}"))}
+
+
+def runbook_parameters(steps) -> list[dict]:
+    """The parameters of a version's steps by name: how the first is written, the steps needing it,
+    whether an automated step needs it and whether the target's base URL stands for it."""
+    found: dict[str, dict] = {}
+    for step in steps:
+        for p in step.parameters:
+            entry = found.setdefault(
+                p["name"], {"name": p["name"], "written": p["written"], "steps": [], "needed": False, "default": True}
+            )
+            if step.order not in entry["steps"]:
+                entry["steps"].append(step.order)
+            entry["needed"] |= step.is_automated
+            entry["default"] &= p.get("default") == "base_url"
+    return list(found.values())
+
 
 class StepActionForm(forms.Form):
     note = forms.CharField(max_length=NOTE_MAX_LENGTH, required=False)

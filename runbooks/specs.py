@@ -14,8 +14,10 @@ from django.core.exceptions import ValidationError
 from django.utils.text import slugify
 
 from incidents.choices import Severity
+from runbooks import parameters
 from runbooks.actions import ACTIONS, ParamsError
 from runbooks.choices import SAFETY_RANK, Safety, SectionKind, StepKind, strictest
+from runbooks.placeholders import declare
 
 MAX_SECTIONS = 300
 MAX_STEPS = 500
@@ -44,6 +46,8 @@ class StepSpec:
     expected: str = ""
     target_service: str = ""
     timeout: int | None = None
+    # The run parameters it needs (see runbooks.parameters); declared from its content when left empty.
+    parameters: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -63,6 +67,9 @@ class RunbookSpec:
         """Everything a version is made of; two specs with equal content are the same version."""
         data = asdict(self)
         data.pop("slug")
+        for step in data["steps"]:
+            if not step["parameters"]:
+                del step["parameters"]  # versions stored before steps had parameters keep their hash
         data["services"] = sorted(set(self.services))
         return data
 
@@ -134,6 +141,14 @@ def _validate_step(errors: dict, key: str, step: StepSpec, section_count: int) -
     if not isinstance(step.params, dict):
         errors[f"{key}.params"] = "must be an object."
         return
+    if not step.parameters and isinstance(step.command, str):
+        step.parameters = declare(
+            automated=step.kind == StepKind.AUTOMATED, action=step.action, params=step.params, command=step.command
+        )
+    problem = _parameters_problem(step)
+    if problem:
+        errors[f"{key}.parameters"] = problem
+        return
     if step.kind == StepKind.MANUAL:
         if step.action:
             errors[f"{key}.action"] = "manual steps have no action; use kind automated."
@@ -146,9 +161,34 @@ def _validate_step(errors: dict, key: str, step: StepSpec, section_count: int) -
         errors[f"{key}.action"] = f"unknown action {step.action!r}; expected one of: {', '.join(sorted(ACTIONS))}."
         return
     try:
-        step.params = action.validate(step.params)
+        if step.parameters:
+            # Stored as written, blanks included; it must be acceptable whatever safe value fills them.
+            sample = {p["name"]: parameters.SAMPLE[p["context"]] for p in step.parameters}
+            checked = action.validate(parameters.fill(step.params, step.parameters, sample))
+            blanks = {p["field"]: step.params[p["field"]] for p in step.parameters if p["field"] in step.params}
+            step.params = {**checked, **blanks}
+        else:
+            step.params = action.validate(step.params)
     except ParamsError as exc:
         errors[f"{key}.params"] = str(exc)
         return
     if step.safety in SAFETY_RANK:
         step.safety = strictest(step.safety, action.safety_of(step.params))
+
+
+def _parameters_problem(step: StepSpec) -> str:
+    if not isinstance(step.parameters, list) or len(step.parameters) > 50:
+        return "must be a list of up to 50 parameters."
+    for p in step.parameters:
+        if not isinstance(p, dict) or set(p) - {"name", "written", "field", "context", "default"}:
+            return "each parameter has name, written, field, context and optionally default."
+        if not isinstance(p.get("name"), str) or not parameters.NAME.match(p["name"]):
+            return "a parameter name is lower-case letters, digits and underscores, starting with a letter."
+        if p.get("context") not in parameters.CONTEXTS or p.get("default", "base_url") != "base_url":
+            return f"context must be one of {', '.join(sorted(parameters.CONTEXTS))}; default can only be base_url."
+        text = step.command if p.get("field") == "command" else step.params.get(p.get("field"))
+        if not isinstance(p.get("written"), str) or not p["written"] or not isinstance(text, str):
+            return f"parameter {p['name']} must say what it fills (field) and how it is written there."
+        if p["written"] not in text:
+            return f"parameter {p['name']}: {p['written']!r} is not in {p['field']}."
+    return ""

@@ -3,6 +3,7 @@ from django.db.models import Q
 
 from runbooks.choices import RunState
 from runbooks.models import Runbook, RunbookRun
+from runbooks.models.runbook import answering_like
 
 
 class RunbookFilter(django_filters.FilterSet):
@@ -22,7 +23,7 @@ class RunbookFilter(django_filters.FilterSet):
         if not value:
             return queryset
         return queryset.filter(
-            Q(title__icontains=value) | Q(category__icontains=value) | Q(alert_names__icontains=value)
+            Q(title__icontains=value) | Q(category__icontains=value) | Q(pk__in=answering_like(value))
         )
 
 

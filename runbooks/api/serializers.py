@@ -21,7 +21,7 @@ class RunbookStepSerializer(serializers.ModelSerializer):
         model = RunbookStep
         fields = [
             "id", "order", "section", "title", "instructions", "command", "kind", "action", "params", "safety",
-            "expected", "target_service", "timeout",
+            "expected", "target_service", "timeout", "parameters",
         ]  # fmt: skip
 
 
@@ -116,6 +116,9 @@ class StepInputSerializer(serializers.Serializer):
     expected = serializers.CharField(allow_blank=True, default="", max_length=2000)
     target_service = serializers.SlugField(allow_blank=True, default="")
     timeout = serializers.IntegerField(min_value=1, max_value=settings.RUNBOOK_STEP_TIMEOUT_MAX, required=False)
+    parameters = serializers.ListField(
+        child=serializers.DictField(), default=list, max_length=50, help_text="Left empty: read from the step."
+    )
 
 
 class RunbookWriteSerializer(serializers.Serializer):
@@ -190,6 +193,7 @@ def spec_of(runbook: Runbook) -> RunbookSpec:
                 expected=s.expected,
                 target_service=s.target_service.slug if s.target_service else "",
                 timeout=s.timeout_seconds,
+                parameters=list(s.parameters),
             )
             for s in version.steps.select_related("target_service").order_by("order")
         ],
@@ -258,7 +262,8 @@ class RunSerializer(serializers.ModelSerializer):
         model = RunbookRun
         fields = [
             "id", "runbook", "runbook_version", "incident", "target", "state", "started_by", "steps",
-            "forced", "first_look", "summary", "cancel_requested", "created_at", "started_at", "finished_at",
+            "forced", "first_look", "params", "summary", "cancel_requested", "created_at", "started_at",
+            "finished_at",
         ]  # fmt: skip
 
     def get_cancel_requested(self, run) -> bool:
@@ -270,6 +275,12 @@ class RunCreateSerializer(serializers.Serializer):
     incident = serializers.PrimaryKeyRelatedField(queryset=Incident.objects.all(), allow_null=True, required=False)
     target = serializers.PrimaryKeyRelatedField(queryset=Service.objects.all(), allow_null=True, required=False)
     force = serializers.BooleanField(default=False)
+    params = serializers.DictField(
+        child=serializers.CharField(max_length=200, trim_whitespace=False),
+        default=dict,
+        help_text="Values for the runbook's parameters by name (see each step's parameters); those left out "
+        "are read from the incident's alert labels of the same name when there is one value for them.",
+    )
 
 
 class StepActionSerializer(serializers.Serializer):

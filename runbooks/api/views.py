@@ -121,6 +121,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             incident=data.get("incident"),
             target=data.get("target"),
             force=data["force"],
+            params=data["params"],
         )
         return Response(self._fresh(run), status=status.HTTP_201_CREATED)
 

@@ -14,9 +14,9 @@ from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 import sqlparse
 
+from runbooks import parameters, placeholders
 from runbooks.actions.postgres import UnsafeSQL, check_read_only
 from runbooks.choices import Safety, strictest
-from runbooks.importer import placeholders
 from runbooks.importer.safety import (
     Verdict,
     exec_inner_words,
@@ -116,7 +116,7 @@ _CHANGE_PROSE = re.compile(
 # `$API_URL/health` or `<BASE_URL>/health`: the host is the target's base URL.
 _PLACEHOLDER_URL = re.compile(r"^(\$\{?\w+\}?|<[\w-]+>)(/\S*)$")
 _HEALTH_PATH = re.compile(r"/(health|healthz|ready|readyz|livez|live)/?$", re.I)
-_LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1", "host", "example.com"}  # noqa: S104 - matched, not bound
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1", "host"}  # noqa: S104 - matched, not bound
 
 
 @dataclass
@@ -224,10 +224,16 @@ def postgres_params(sql: str) -> dict:
 def recognise_sql(sql: str) -> Recognised:
     verdict = judge_sql(sql)
     unknown = [] if verdict.known else [sql.strip()]
-    if verdict.safety != Safety.READ_ONLY or placeholders.find(sql):
-        # A statement with a blank to fill in stays with a person: it cannot run as written.
+    if verdict.safety != Safety.READ_ONLY or placeholders.has_example_list(sql):
+        # An example list (`'[0.1, 0.2, ...]'`) is no value a run could fill: it stays with a person.
         return Recognised(safety=verdict.safety, reason=verdict.reason, unknown=unknown)
     try:
+        if placeholders.find(sql):
+            # A blank to fill when the run starts: stored as written, the statement judged with a sample
+            # value now and with the real one (a quoted literal) before it runs.
+            blanks = {w: parameters.SAMPLE["sql"] for w, _ in placeholders.tokens(sql)}
+            check_read_only(parameters.fill_sql(sql, blanks))
+            return Recognised(action="postgres_query", params={"sql": sql.strip().rstrip(";").strip()})
         params = postgres_params(sql)
     except UnsafeSQL as exc:
         return Recognised(safety=strictest(verdict.safety, Safety.CHANGE), reason=str(exc), unknown=[sql.strip()])

@@ -14,8 +14,8 @@ from pglast.parser import ParseError
 
 from runbooks.actions.postgres import UnsafeSQL, check_read_only
 from runbooks.choices import SAFETY_RANK, Safety
-from runbooks.importer.placeholders import mask_sql
 from runbooks.importer.shell import Command, Statement, parse
+from runbooks.placeholders import mask_sql
 
 READ, CHANGE, DANGER = Safety.READ_ONLY, Safety.CHANGE, Safety.DANGEROUS
 

@@ -13,7 +13,7 @@ from functools import cache
 import tree_sitter_bash
 from tree_sitter import Language, Node, Parser
 
-from runbooks.importer.placeholders import mask
+from runbooks.placeholders import mask
 
 
 @cache

@@ -29,6 +29,7 @@ from runbooks.importer.commands import (
     looks_like_command,
     recognise_inline,
 )
+from runbooks.placeholders import declare
 from runbooks.specs import RunbookSpec, SectionSpec, StepSpec
 
 _md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"]).use(front_matter_plugin)
@@ -616,6 +617,9 @@ class Builder:
                 safety=safety,
                 expected=expected,
             )
+        step.parameters = declare(
+            automated=step.kind == StepKind.AUTOMATED, action=step.action, params=step.params, command=step.command
+        )
         self.steps.append(step)
 
     def attach_expected(self) -> None:

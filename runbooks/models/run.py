@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from incidents.choices import EventKind
 from incidents.models import Incident, Service, TimelineEvent
-from opsportal.errors import Conflict, DomainError, InvalidTransition
+from opsportal.errors import BadParameters, Conflict, DomainError, InvalidTransition
 from opsportal.roles import is_responder
+from runbooks import parameters
 from runbooks.actions import ACTIONS
 from runbooks.actions.base import PORTAL_SERVICE, SETTING_LABELS
 from runbooks.choices import (
@@ -91,6 +92,11 @@ class RunbookRun(models.Model):
         blank=True,
         help_text="A first look's steps that did not run: [{order, title, reason, why, configure}].",
     )
+    params = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Values of the runbook's parameters in this run: given when it started or read from alert labels.",
+    )
     summary = models.CharField(max_length=500, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_by = models.ForeignKey(
@@ -132,12 +138,23 @@ class RunbookRun(models.Model):
 
     @classmethod
     def start(
-        cls, runbook: Runbook, *, by, incident=None, target=None, force: bool = False, first_look: str = ""
+        cls,
+        runbook: Runbook,
+        *,
+        by,
+        incident=None,
+        target=None,
+        force: bool = False,
+        first_look: str = "",
+        params: dict | None = None,
     ) -> "RunbookRun":
         """Creates the run and its steps, records it on the incident and queues or awaits the first step.
 
+        `params` are values for the runbook's parameters; those not given are read from the incident's
+        alert labels of the same name. An automated step still missing one refuses the start (400).
         With `first_look` (the name of the alert that opened the incident) only the read-only
-        automated steps that the target can serve run, without anyone having asked."""
+        automated steps that the target can serve and whose parameters the alert's labels fill run,
+        without anyone having asked; the others are left out, and the timeline says so."""
         with transaction.atomic():
             runbook = (
                 Runbook.objects.select_for_update(of=("self",)).select_related("current_version").get(pk=runbook.pk)
@@ -149,10 +166,15 @@ class RunbookRun(models.Model):
             total = len(steps)
             skipped = []
             if first_look:
-                steps, target, skipped = _first_look_steps(runbook, steps, incident, target)
+                labels = alert_labels(incident, first_look)
+                steps, target, skipped = _first_look_steps(runbook, steps, incident, target, labels)
+                values = {n: v for n, v in labels.items() if any(n in s.parameter_names for s in steps)}
             else:
                 steps, target = _all_steps(runbook, steps, incident, target)
-            _check_target(runbook, steps, target)
+                values = _values(runbook, steps, params or {}, incident)
+            _check_target(runbook, steps, target, values)
+            if not first_look:
+                _check_params(steps, values, target)
             active = None if first_look else cls._active_run(runbook, incident, force=force)
             run = cls(
                 runbook=runbook,
@@ -164,6 +186,7 @@ class RunbookRun(models.Model):
                 first_look=bool(first_look),
                 step_count=len(steps),
                 first_look_skipped=skipped,
+                params=values,
             )
             try:
                 with transaction.atomic():
@@ -204,7 +227,7 @@ class RunbookRun(models.Model):
     def _event_first_look(self, alertname: str, total: int) -> None:
         self._event(
             f"First look for alert `{alertname}`: runbook **{self.runbook.title}** v{self.version.number} runs "
-            f"{self.step_count} of its {total} steps{self._on_target()}. {self._link()}"
+            f"{self.step_count} of its {total} steps{self._on_target()}{self._with_params()}. {self._link()}"
             f"{first_look_summary(self.first_look_skipped)}"
         )
 
@@ -213,12 +236,16 @@ class RunbookRun(models.Model):
         dangerous = sum(s.safety == Safety.DANGEROUS for s in steps)
         self._event(
             f"Runbook **{self.runbook.title}** v{self.version.number} started by {_name(by)}: {self.step_count} "
-            f"steps ({automated} automated, {dangerous} dangerous){self._on_target()}. {self._link()}",
+            f"steps ({automated} automated, {dangerous} dangerous){self._on_target()}{self._with_params()}. "
+            f"{self._link()}",
             author=by,
         )
 
     def _on_target(self) -> str:
         return f", target **{self.target.slug}**" if self.target else ""
+
+    def _with_params(self) -> str:
+        return ", with " + ", ".join(f"{k} `{v}`" for k, v in sorted(self.params.items())) if self.params else ""
 
     def _link(self) -> str:
         return f"[Run #{self.pk}]({self.get_absolute_url()})"
@@ -427,6 +454,7 @@ SKIP_REASONS = {
     "placeholders": "its command has placeholders to fill in",
     "not_read_only": "it changes something, so it waits for a person",
     "no_target": "no target service has what it needs",
+    "needs_value": "its blanks need values the alert's labels do not give",
 }
 _PLACEHOLDER = re.compile(r"<[A-Za-z][\w-]*>|\$\{?[A-Z][A-Z0-9_]*\}?")
 
@@ -444,10 +472,11 @@ def _configure_url(runbook: Runbook, target: Service | None) -> str:
 
 
 def _first_look_steps(
-    runbook: Runbook, steps: list[RunbookStep], incident, target: Service | None
+    runbook: Runbook, steps: list[RunbookStep], incident, target: Service | None, labels: dict[str, str]
 ) -> tuple[list[RunbookStep], Service | None, list[dict]]:
     """What a first look executes with nobody watching: the read-only automated steps, on the target
-    serving most of them, less those no service can reach; and every other step with the reason."""
+    serving most of them, less those no service can reach and those with a blank the alert's labels
+    do not fill; and every other step with the reason."""
     skipped = []
     checks = []
     for step in steps:
@@ -463,13 +492,26 @@ def _first_look_steps(
     target = target or _default_target(runbook, checks, incident, partial=True)
     runnable = []
     for step in checks:
-        problem = _refusal(runbook, step, target)
+        problem = _refusal(runbook, step, target, labels)
         if problem:
             skipped.append(_skip(step, "no_target", problem, _configure_url(runbook, target)))
+            continue
+        try:
+            ACTIONS[step.action].validate(_filled(step, labels, target))
+        except BadParameters as exc:
+            names = list(getattr(exc, "names", None) or step.parameter_names)
+            skipped.append({**_skip(step, "needs_value", ", ".join(names)), "names": names})
         else:
             runnable.append(step)
     skipped.sort(key=lambda s: s["order"])
     if not runnable:
+        needed = sorted({n for item in skipped for n in item.get("names", [])})
+        if needed and not any(item["reason"] == "no_target" for item in skipped):
+            raise DomainError(
+                f"every read-only check of {runbook.title} needs a value its alert's labels do not give: "
+                f"{', '.join(needed)}.",
+                skipped=skipped,
+            )
         raise DomainError(f"no read-only check of {runbook.title} can reach a target service.", skipped=skipped)
     return runnable, target, skipped
 
@@ -483,12 +525,84 @@ def first_look_summary(skipped: list[dict]) -> str:
         counts[item["reason"]] = counts.get(item["reason"], 0) + 1
     parts = [f"{n} because {SKIP_REASONS[reason]}" for reason, n in counts.items()]
     lines = [f"\n\nSkipped {len(skipped)}: {'; '.join(parts)}."]
+    waiting = [f"step {i['order']} **{i['title']}** needs {i['why']}" for i in skipped if i["reason"] == "needs_value"]
+    if waiting:
+        lines.append(f" Left out, for want of a value: {'; '.join(waiting)}.")
     for item in skipped:
         if item["reason"] == "no_target":
             lines.append(
                 f"\n- step {item['order']} {item['title']}: {item['why']} [Configure the target]({item['configure']})"
             )
     return "".join(lines)
+
+
+def _filled(step: RunbookStep, values: dict, target: Service | None) -> dict:
+    service = step.target_service or target
+    return parameters.fill(step.params, step.parameters, values, base_url=bool(service and service.base_url))
+
+
+def alert_labels(incident, alertname: str = "") -> dict[str, str]:
+    """Parameter values from the labels of the incident's alerts (those named `alertname` when there
+    are any): a label whose alerts disagree on its value fills nothing."""
+    if incident is None:
+        return {}
+    alerts = incident.alerts.all()
+    if alertname and alerts.filter(alertname=alertname).exists():
+        alerts = alerts.filter(alertname=alertname)
+    values: dict[str, str] = {}
+    ambiguous: set[str] = set()
+    for labels in alerts.values_list("labels", flat=True)[:100]:
+        for name, value in parameters.from_labels(labels if isinstance(labels, dict) else {}).items():
+            if values.setdefault(name, value) != value:
+                ambiguous.add(name)
+    return {n: v for n, v in values.items() if n not in ambiguous}
+
+
+def _values(runbook: Runbook, steps: list[RunbookStep], given: dict, incident) -> dict[str, str]:
+    """The values of a person's run: those given (each checked), then the incident's alert labels."""
+    declared = {p["name"]: p for s in steps for p in s.parameters}
+    if not isinstance(given, dict):
+        raise BadParameters("params must map parameter names to values.", field="params")
+    for name in given:
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise parameters.refuse(str(name)[:64], f"{runbook.title} has no such parameter (its parameters: {known}).")
+    values = {}
+    for name, value in given.items():
+        values[name] = parameters.check_value(name, value)
+        if declared[name]["context"] == "host":
+            values[name] = parameters.check_host(name, value)
+    labels = alert_labels(incident)
+    return {**{n: v for n, v in labels.items() if n in declared}, **values}
+
+
+def _check_params(steps: list[RunbookStep], values: dict, target: Service | None) -> None:
+    """A person's run starts only when every automated step can be filled and its action accepts the
+    result (the SQL guard judges the statement with its values in)."""
+    missing: dict[str, list[int]] = {}
+    for step in steps:
+        if not step.is_automated or not step.parameters:
+            continue
+        try:
+            ACTIONS[step.action].validate(_filled(step, values, target))
+        except parameters.MissingParameters as exc:
+            for name in exc.names:
+                missing.setdefault(name, []).append(step.order)
+        except BadParameters as exc:
+            names = ", ".join(f"params.{n}" for n in step.parameter_names)
+            raise BadParameters(
+                f"{names}: step {step.order} ({step.title}) does not accept these values: {exc}",
+                field=f"params.{step.parameter_names[0]}",
+            ) from None
+    if missing:
+        raise parameters.MissingParameters(
+            "; ".join(
+                f"params.{name}: needed by step{'s' if len(orders) > 1 else ''} {', '.join(map(str, orders))}"
+                for name, orders in missing.items()
+            )
+            + ". Give a value when starting the run.",
+            list(missing),
+        )
 
 
 def _default_target(runbook: Runbook, steps: list[RunbookStep], incident, *, partial: bool = False) -> Service | None:
@@ -511,11 +625,11 @@ def _default_target(runbook: Runbook, steps: list[RunbookStep], incident, *, par
     return complete[0] if len(complete) == 1 else None
 
 
-def _refusal(runbook: Runbook, step: RunbookStep, target: Service | None) -> str | None:
+def _refusal(runbook: Runbook, step: RunbookStep, target: Service | None, values: dict | None = None) -> str | None:
     """The one target rule for a step, plus: without a target, a step of a runbook written for other
     services never falls back to the portal's own broker, cache or database. Acting on the portal
     takes choosing it (the ops-portal service), or a runbook that names no service."""
-    problem = step.refusal(target)
+    problem = step.refusal(target, values)
     if problem or target is not None or not step.is_automated or step.target_service_id:
         return problem
     action, setting = ACTIONS[step.action], step.needs
@@ -529,8 +643,10 @@ def _refusal(runbook: Runbook, step: RunbookStep, target: Service | None) -> str
     )
 
 
-def _check_target(runbook: Runbook, steps: list[RunbookStep], target: Service | None) -> None:
-    problems = [f"step {s.order} ({s.action}): {p.rstrip('.')}" for s in steps if (p := _refusal(runbook, s, target))]
+def _check_target(runbook: Runbook, steps: list[RunbookStep], target: Service | None, values: dict) -> None:
+    problems = [
+        f"step {s.order} ({s.action}): {p.rstrip('.')}" for s in steps if (p := _refusal(runbook, s, target, values))
+    ]
     if problems:
         raise DomainError("Choose a target that can run these steps: " + "; ".join(problems) + ".")
 
@@ -619,6 +735,24 @@ class StepRun(models.Model):
     def status(self) -> str:
         return self.result.get("status", "") if isinstance(self.result, dict) else ""
 
+    @property
+    def command(self) -> str:
+        """The step's command as a person copies it in this run: the run's values filled in."""
+        return parameters.fill_text(self.step.command, self.step.parameters, self.run.params)
+
+    def filled_params(self) -> dict:
+        """What the worker runs: the step's params with the run's values (checked again by the action)."""
+        return _filled(self.step, self.run.params, self.run.target)
+
+    def describe(self) -> str:
+        step = self.step
+        if not step.is_automated or not step.parameters:
+            return step.describe()
+        try:
+            return f"{step.action} {ACTIONS[step.action].describe(self.filled_params())}"
+        except BadParameters:
+            return step.describe()
+
     def _move(self, state: str) -> None:
         if state not in STEP_TRANSITIONS[self.state]:
             raise InvalidTransition(f"Step {self.order} cannot go from {self.state} to {state}.")
@@ -680,13 +814,13 @@ class StepRun(models.Model):
             step_run.save()
             run.started_at = run.started_at or now
             run._set_state(RunState.RUNNING)
+            step_run.run = run
             if attempt == 1:
                 target = step_run.step.target_service or run.target
                 run._event(
-                    f"{run._label(step_run)} started: `{step_run.step.describe()}`"
+                    f"{run._label(step_run)} started: `{step_run.describe()}`"
                     + (f" on **{target.slug}**" if target else "")
                 )
-            step_run.run = run
             return step_run
 
     @classmethod

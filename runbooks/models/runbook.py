@@ -10,8 +10,9 @@ from django.db.models import Max, Q
 
 from incidents.choices import Severity
 from incidents.models import Service
-from opsportal.errors import Conflict
+from opsportal.errors import BadParameters, Conflict
 from opsportal.markdown import render_markdown
+from runbooks import parameters
 from runbooks.actions import ACTIONS
 from runbooks.choices import TEMPLATE_KINDS, Safety, SectionKind, StepKind
 from runbooks.specs import RunbookSpec, SectionSpec, StepSpec, validate
@@ -52,6 +53,11 @@ class RunbookDocument(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+def answering_like(text: str):
+    """Ids of runbooks answering an alert whose name contains `text` (normalised the same way)."""
+    return RunbookAlert.objects.filter(key__contains=alert_key(text)).values("runbook_id")
 
 
 class RunbookQuerySet(models.QuerySet):
@@ -228,6 +234,7 @@ def _step_row(version, order: int, step: StepSpec, targets: list[Service]) -> "R
         expected=step.expected,
         target_service=by_slug.get(step.target_service),
         timeout_seconds=step.timeout,
+        parameters=step.parameters,
     )
 
 
@@ -286,6 +293,11 @@ class RunbookStep(models.Model):
         help_text="Instead of the run's target.",
     )
     timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    parameters = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The run parameters it needs: name, how it is written (written) in which field, context.",
+    )
 
     class Meta:
         ordering = ["version", "order"]
@@ -318,9 +330,26 @@ class RunbookStep(models.Model):
     def needs(self) -> str | None:
         return ACTIONS[self.action].needs(self.params) if self.is_automated else None
 
-    def refusal(self, target) -> str | None:
-        """Why this step cannot run against the run's `target` (its own target service comes first)."""
-        return ACTIONS[self.action].refusal(self.params, self.target_service or target) if self.is_automated else None
+    def refusal(self, target, values: dict | None = None) -> str | None:
+        """Why this step cannot run against the run's `target` (its own target service comes first),
+        judged on its parameters filled with `values`. A blank still unfilled leaves its URL out of
+        the judgement: the worker judges the filled URL before anything is sent."""
+        if not self.is_automated:
+            return None
+        service = self.target_service or target
+        params = self.params
+        if self.parameters:
+            try:
+                params = parameters.fill(
+                    self.params, self.parameters, values or {}, base_url=bool(service and service.base_url)
+                )
+            except BadParameters:
+                params = {k: v for k, v in self.params.items() if k != "url"}
+        return ACTIONS[self.action].refusal(params, service)
+
+    @property
+    def parameter_names(self) -> list[str]:
+        return parameters.names(self.parameters)
 
     def describe(self) -> str:
         return f"{self.action} {ACTIONS[self.action].describe(self.params)}" if self.is_automated else "manual"

@@ -11,9 +11,10 @@ from incidents.models import Incident, Service
 from opsportal.errors import REFUSALS, status_of
 from opsportal.roles import admin_required, is_responder, responder_required, users_who_respond
 from runbooks.choices import RunState, Safety, SectionKind
-from runbooks.forms import ImportForm, StartRunForm, StepActionForm
+from runbooks.forms import ImportForm, StartRunForm, StepActionForm, runbook_parameters
 from runbooks.importer import ImportRefused, import_document
 from runbooks.models import Runbook, RunbookDocument, RunbookRun, StepRun
+from runbooks.models.runbook import answering_like
 
 RECENT_RUNS = 5
 
@@ -24,9 +25,9 @@ def runbook_list(request):
     runbooks = Runbook.objects.published().for_list().order_by("document__title", "category", "title")
     query = request.GET.get("q", "").strip()
     if query:
-        # Alert names are a JSON list: match a whole quoted name inside its text form.
+        # Alert names through their normalised rows: any Unicode, any case, quotes included.
         runbooks = runbooks.filter(
-            Q(title__icontains=query) | Q(category__icontains=query) | Q(alert_names__icontains=f'"{query}"')
+            Q(title__icontains=query) | Q(category__icontains=query) | Q(pk__in=answering_like(query))
         )
     service = request.GET.get("service", "")
     if service:
@@ -69,7 +70,7 @@ def _detail_context(request, runbook: Runbook, version, **extra) -> dict:
         "versions": runbook.versions.select_related("created_by").order_by("-number")[:20],
         "coverage": version.template_coverage() if version else [],
         "runs": runbook.runs.for_list()[:10],
-        "run_form": extra.pop("run_form", None) or StartRunForm(initial=initial),
+        "run_form": extra.pop("run_form", None) or StartRunForm(initial=initial, parameters=runbook_parameters(steps)),
         "template_kinds": SectionKind,
         **extra,
     }
@@ -99,8 +100,9 @@ def import_runbooks(request):
 @responder_required
 @require_POST
 def start_run(request, pk: int):
-    runbook = get_object_or_404(Runbook, pk=pk)
-    form = StartRunForm(request.POST)
+    runbook = get_object_or_404(Runbook.objects.select_related("current_version"), pk=pk)
+    version = runbook.current_version
+    form = StartRunForm(request.POST, parameters=runbook_parameters(version.steps.all()) if version else [])
     from_incident = request.POST.get("from") == "incident"
     error, status = "", 400
     if form.is_valid():
@@ -111,6 +113,7 @@ def start_run(request, pk: int):
                 incident=form.cleaned_data["incident"],
                 target=form.cleaned_data["target"],
                 force=form.cleaned_data["force"],
+                params=form.params(),
             )
         except REFUSALS as exc:
             error, status = str(exc), status_of(exc)

@@ -30,6 +30,7 @@ TABLE = [
     ("incident-playbooks.md", 2, {"read_only": 5, "dangerous": 5}, 0, 0),
     ("kubectl-helm.md", 1, {"read_only": 2, "dangerous": 4}, 0, 0),
     ("one-runbook-template.md", 1, {"read_only": 5, "change": 2, "dangerous": 1}, 1, 0),
+    ("parameters.md", 1, {"read_only": 5, "dangerous": 1}, 1, 0),
     ("scripts.md", 3, {"read_only": 1, "dangerous": 2}, 0, 0),
     ("sql-runbook.md", 1, {"read_only": 4, "dangerous": 5}, 0, 0),
 ]
@@ -241,9 +242,16 @@ def test_recognisers_prometheus_api_and_kubectl_exec():
     assert (redis.action, redis.params) == ("redis_check", {"check": "hit_rate"})
 
 
-def test_placeholders_never_make_an_automated_step():
+def test_placeholders_become_parameters_of_the_step():
+    # A read-only query with a blank is a check whose blank is a run parameter (see test_run_parameters:
+    # it never runs unfilled); as written, it is never what runs.
     (sql,) = [s for s in parsed("sql-runbook.md").runbooks[0].steps if "[PID]" in s.command]
-    assert sql.kind == "manual"
+    assert (sql.kind, sql.action, sql.params) == (
+        "automated",
+        "postgres_query",
+        {"sql": "SELECT * FROM pg_stat_activity WHERE pid = [PID]"},
+    )
+    assert sql.parameters == [{"name": "pid", "written": "[PID]", "field": "sql", "context": "sql"}]
     units = shell_units("kubectl logs <pod-name> -n ${NAMESPACE} | grep -i error\n")
     assert units[0].command == "kubectl logs <pod-name> -n ${NAMESPACE} | grep -i error"
     assert units[0].recognised.safety == "read_only"

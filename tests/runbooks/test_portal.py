@@ -247,11 +247,12 @@ def test_admin_pages_show_runbooks_versions_runs_and_documents(admin_client, see
     target = ServiceFactory(
         slug="t",
         base_url="http://api.internal",
-        http_hosts="external-api.example.com",
+        http_hosts="status.vendor.test",
         prometheus_url="http://p:9090",
         database_url="postgres://ro@db/app",
     )
-    run = RunbookRun.start(seeded, by=responder, target=target)
+    # The seed's external health check names external-api.example.com: its host is asked for.
+    run = RunbookRun.start(seeded, by=responder, target=target, params={"external_api_host": "status.vendor.test"})
     version = seeded.current_version
     for url in [
         "/admin/runbooks/runbook/",

@@ -5,6 +5,7 @@ example.com are the target service, never a real host to call."""
 
 import re
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 # Each pattern's first group (when present) names the parameter.
 _PATTERNS = [
@@ -50,6 +51,11 @@ def tokens(text: str) -> list[tuple[str, str]]:
     return [(written, name) for _, written, name in sorted(out)]
 
 
+def has_example_list(text: str) -> bool:
+    """`'[0.1, 0.2, ...]'`: an example of a shape, which no single safe value fills."""
+    return bool(_PATTERNS[4].search(text or ""))
+
+
 def is_placeholder_host(host: str) -> bool:
     return bool(_HOST_PLACEHOLDER.match(host or ""))
 
@@ -78,3 +84,43 @@ def mask_sql(sql: str) -> str:
     for pattern in _PATTERNS:
         sql = pattern.sub("ph_value", sql)
     return sql
+
+
+# Hosts that only stand for "the service": the target's base URL fills them unless a value is given.
+_GENERIC_HOST = re.compile(r"(?i)^((www|api|app)\.)?(example\.(com|org|net)|your[-_][\w.-]+)$")
+_EXAMPLE_HOST = re.compile(r"(?i)^(.+\.)?(example\.(com|org|net)|your[-_][\w.-]+)$")
+_CONTEXT_OF_ACTION = {"postgres_query": "sql", "prometheus_query": "promql", "http_check": "url"}
+
+
+def host_parameter(host: str, field: str) -> dict | None:
+    """`api.example.com` is the target (its base URL by default); `payments.example.com` names
+    another service, whose host has to be given."""
+    if not _EXAMPLE_HOST.match(host or ""):
+        return None
+    if _GENERIC_HOST.match(host):
+        return {"name": "host", "written": host, "field": field, "context": "host", "default": "base_url"}
+    name = re.sub(r"[^a-z0-9]+", "_", host.lower().split(".")[0]).strip("_") + "_host"
+    return {"name": name, "written": host, "field": field, "context": "host"}
+
+
+def declare(*, automated: bool, action: str, params: dict, command: str) -> list[dict]:
+    """The parameters a step needs: for an automated step those in what it runs (its params), for a
+    manual one those in the command a person copies."""
+    if not automated:
+        return [{"name": n, "written": w, "field": "command", "context": "shell"} for w, n in _unique(command)]
+    declared: list[dict] = []
+    for key, value in params.items():
+        if not isinstance(value, str):
+            continue
+        if action == "http_check" and key == "url":
+            host = host_parameter(urlsplit(value).hostname or "", key)
+            if host is not None:
+                declared.append(host)
+                continue
+        context = _CONTEXT_OF_ACTION.get(action, "value")
+        declared += [{"name": n, "written": w, "field": key, "context": context} for w, n in _unique(value)]
+    return declared
+
+
+def _unique(text: str) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(tokens(text)))
