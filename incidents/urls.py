@@ -1,7 +1,7 @@
 from django.urls import path
 
 from incidents.views import incidents as views
-from incidents.views import integrations, paging, reports, reviews, status
+from incidents.views import integrations, paging, reports, reviews, schedules, status
 
 app_name = "incidents"
 
@@ -22,6 +22,9 @@ urlpatterns = [
     path("<int:pk>/timeline/<int:event_id>/revisions/", views.revisions, name="revisions"),
     path("<int:pk>/public/", status.publish, name="publish"),
     path("page/<str:token>/", paging.page_link, name="page_link"),
+    path("schedules/", schedules.schedule_list, name="schedules"),
+    path("schedules/<int:pk>/", schedules.schedule_detail, name="schedule"),
+    path("schedules/people/<str:username>/", schedules.person_shifts, name="person_shifts"),
     path("reports/", reports.report_list, name="reports"),
     path("reports/<int:pk>/escalate/", reports.escalate, name="escalate_report"),
     path("reports/<int:pk>/dismiss/", reports.dismiss, name="dismiss_report"),
