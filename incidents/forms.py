@@ -123,3 +123,14 @@ class DismissReportForm(forms.Form):
 
 class PublishForm(forms.Form):
     public = forms.BooleanField(required=False)
+
+
+class ScheduleImportForm(forms.Form):
+    file = forms.FileField(help_text="An .ics export of another paging tool (at most 1 MiB).")
+    mode = forms.ChoiceField(
+        choices=[
+            ("overrides", "Overrides: each event puts its person on call for its period"),
+            ("rotation", "Rotation: a new top layer repeating the events' order, shift length and handoff"),
+        ],
+        initial="overrides",
+    )
