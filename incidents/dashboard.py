@@ -12,6 +12,7 @@ from incidents.choices import Severity
 from incidents.models import Alert, Incident, PageState, Schedule
 from incidents.oncall import on_call_now, with_rotations
 from incidents.review_stats import due_context
+from incidents.schedule_calendar import next_handoffs
 from opsportal.tagged_cache import get_or_set_tagged
 
 WINDOWS = (7, 30, 90)
@@ -114,6 +115,7 @@ def context() -> dict:
         "now": now,
         **open_incidents(now),
         **paging(now),
+        "next_handoffs": next_handoffs(now),
         **firing_alerts(),
         "response_times": cached_response_times(now),
         **due_context(now),

@@ -150,3 +150,14 @@ class PublishForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "We are investigating reports of failed checkouts."}),
         help_text="Shown under the title. Later updates are the Communication entries of the timeline.",
     )
+
+
+class ScheduleImportForm(forms.Form):
+    file = forms.FileField(help_text="An .ics export of another paging tool (at most 1 MiB).")
+    mode = forms.ChoiceField(
+        choices=[
+            ("overrides", "Overrides: each event puts its person on call for its period"),
+            ("rotation", "Rotation: a new top layer repeating the events' order, shift length and handoff"),
+        ],
+        initial="overrides",
+    )

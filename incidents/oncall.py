@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Prefetch
 
-from incidents.models.schedules import Schedule, ScheduleLayer, ScheduleOverride, ShiftUnit
+from incidents.models.schedules import LayerParticipant, Schedule, ScheduleLayer, ScheduleOverride, ShiftUnit
 
 OVERRIDE = "override"
 
@@ -48,7 +48,11 @@ def with_rotations(queryset, start: datetime, end: datetime):
     return queryset.prefetch_related(
         Prefetch(
             "layers",
-            queryset=ScheduleLayer.objects.prefetch_related("participants__user").order_by("-priority", "id"),
+            # Participants join their users (one query, not two): most of "on call now"'s time is
+            # Django building rows and prefetch querysets, not the shift arithmetic (bench/oncall.py).
+            queryset=ScheduleLayer.objects.prefetch_related(
+                Prefetch("participants", queryset=LayerParticipant.objects.select_related("user"))
+            ).order_by("-priority", "id"),
         ),
         Prefetch(
             "overrides",

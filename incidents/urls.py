@@ -1,7 +1,7 @@
 from django.urls import path
 
+from incidents.views import calendars, integrations, paging, reports, reviews, schedules, status
 from incidents.views import incidents as views
-from incidents.views import integrations, paging, reports, reviews, status
 
 app_name = "incidents"
 
@@ -27,6 +27,14 @@ urlpatterns = [
     path("<int:pk>/public/", status.publish, name="publish"),
     path("page/<str:token>/", paging.page_link, name="page_link"),
     path("<int:pk>/public/preview/", status.preview, name="publish_preview"),
+    path("schedules/", schedules.schedule_list, name="schedules"),
+    path("schedules/<int:pk>/", schedules.schedule_detail, name="schedule"),
+    path("schedules/people/<str:username>/", schedules.person_shifts, name="person_shifts"),
+    path("schedules/<int:pk>/feeds/", calendars.new_schedule_feed, name="new_schedule_feed"),
+    path("schedules/<int:pk>/import/", calendars.import_ics, name="import_ics"),
+    path("schedules/people/<str:username>/feeds/", calendars.new_person_feed, name="new_person_feed"),
+    path("schedules/feeds/<int:feed_id>/revoke/", calendars.revoke_feed, name="revoke_feed"),
+    path("calendar/<str:token>.ics", calendars.calendar_feed, name="calendar_feed"),
     path("reports/", reports.report_list, name="reports"),
     path("reports/<int:pk>/escalate/", reports.escalate, name="escalate_report"),
     path("reports/<int:pk>/dismiss/", reports.dismiss, name="dismiss_report"),

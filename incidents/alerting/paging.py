@@ -124,7 +124,9 @@ def page_level(
         pages += made
     if not reached:
         _unrouted(incident, level, source_key, text, reason="; ".join(reasons) or f"no escalation contacts at L{level}")
-    due = [p.pk for p in pages if p.pk and p.due_at <= now]
+    # Pages without a delay are stamped as they are written, a moment after `now`: compare with
+    # the clock, or they would wait for the next sweep instead of going out at commit.
+    due = [p.pk for p in pages if p.pk and p.due_at <= max(now, timezone.now())]
     if due:
         from incidents.tasks import send_page
 

@@ -2,6 +2,7 @@
 
 from incidents.models.alerts import Alert, AlertDelivery, AlertGroup, Integration
 from incidents.models.escalation import EscalationContact, EscalationPolicy, SlaClock
+from incidents.models.feeds import CalendarFeed
 from incidents.models.incident import (
     ROLE_FIELDS,
     Incident,
@@ -29,6 +30,7 @@ __all__ = [
     "Alert",
     "AlertDelivery",
     "AlertGroup",
+    "CalendarFeed",
     "EscalationContact",
     "EscalationPolicy",
     "Incident",
