@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
-import sqlparse
+import pglast
 
 from runbooks import parameters, placeholders
 from runbooks.actions.postgres import UnsafeSQL, check_read_only
@@ -584,9 +584,29 @@ def _group_units(groups: list[dict]) -> list[Unit]:
     return units
 
 
+def split_sql(content: str) -> list[str]:
+    """Statements as PostgreSQL's own scanner cuts them (strings, dollar quotes and comments
+    understood as the server reads them), each with the comments before it and its `;`. Text the
+    scanner cannot read stays one chunk, which the read-only guard then refuses."""
+    try:
+        slices = pglast.split(content, with_parser=False, only_slices=True)
+    except pglast.Error:
+        return [content.strip()] if content.strip() else []
+    chunks, start = [], 0
+    for piece in slices:
+        end = piece.stop + 1 if content[piece.stop : piece.stop + 1] == ";" else piece.stop
+        line_end = content.find("\n", end)
+        line_end = len(content) if line_end < 0 else line_end
+        if content[end:line_end].strip().startswith("--"):  # `SELECT …;  -- why` keeps its comment
+            end = line_end
+        chunks.append(content[max(start, piece.start) : end].strip())
+        start = end
+    return [c for c in chunks if c]
+
+
 def sql_units(content: str) -> list[Unit]:
     units: list[Unit] = []
-    for chunk in sqlparse.split(content):
+    for chunk in split_sql(content):
         paragraphs = re.split(r"\n\s*\n", chunk.strip())
         body_lines = [ln for ln in paragraphs[-1].splitlines() if not ln.strip().startswith("--")]
         comment_lines = [_comment_text(ln, "--") for ln in paragraphs[-1].splitlines() if ln.strip().startswith("--")]

@@ -203,3 +203,16 @@ def test_a_runbook_that_cannot_be_stored_leaves_the_whole_document_unimported():
     with pytest.raises(ImportRefused, match=r"runbook 'Second'.*longer than 200000 characters"):
         import_document(text, name="doc.md")
     assert Runbook.objects.count() == 0 and RunbookVersion.objects.count() == 0 and RunbookDocument.objects.count() == 0
+
+
+def test_sql_blocks_are_cut_where_postgresql_cuts_them():
+    """A backslash does not escape a quote in standard SQL: a tokenizer that thinks it does would
+    glue the terminate onto the harmless SELECT (or cut a string in two)."""
+    from runbooks.importer.commands import split_sql
+
+    block = "-- look first\nSELECT '\\';  -- a lone backslash\nSELECT pg_terminate_backend(42);\nSELECT $$a;b$$;"
+    assert split_sql(block) == [
+        "-- look first\nSELECT '\\';  -- a lone backslash",
+        "SELECT pg_terminate_backend(42);",
+        "SELECT $$a;b$$;",
+    ]
