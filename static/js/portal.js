@@ -136,3 +136,20 @@
     }
   });
 })();
+
+// A table wider than the screen scrolls inside its card; keyboard users reach it with Tab and
+// scroll it with the arrow keys (WCAG: scrollable regions must be focusable).
+(function () {
+  function focusable() {
+    document.querySelectorAll("table.list").forEach(function (table) {
+      if (table.scrollWidth > table.clientWidth + 1) {
+        table.setAttribute("tabindex", "0");
+      } else {
+        table.removeAttribute("tabindex");
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", focusable);
+  document.addEventListener("htmx:afterSettle", focusable);
+  window.addEventListener("resize", focusable);
+})();
