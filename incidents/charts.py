@@ -64,6 +64,19 @@ def line_chart_svg(title: str, weeks: list[str], by_severity: dict, width: int =
         f'<text x="{left + plot_w / 2:.1f}" y="{axis_y + 34}" text-anchor="middle" class="axis-label">'
         "Week starting (month-day)</text>"
     )
+    parts += _series(shown, x, y)
+    parts += _legend(shown, axis_y + 52)
+    if not shown:
+        parts.append(
+            f'<text x="{left + 8}" y="{top + plot_h / 2:.1f}" class="tick">No incidents in these weeks.</text>'
+        )
+    parts.append("</g></svg>")
+    return "".join(parts)
+
+
+def _series(shown: dict, x, y) -> list[str]:
+    """Each severity's mean (solid) and p90 (dashed) line, with a dot per week that has a value."""
+    parts = []
     for severity, points in shown.items():
         colour = SEVERITY_COLOURS[severity]
         for key, dash in (("mean", ""), ("p90", ' stroke-dasharray="4 3"')):
@@ -73,13 +86,17 @@ def line_chart_svg(title: str, weeks: list[str], by_severity: dict, width: int =
                 parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>')
             for a, b in coords:
                 parts.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.5" fill="{colour}"/>')
-    legend_y = axis_y + 52
-    parts.append(
+    return parts
+
+
+def _legend(shown: dict, legend_y: float) -> list[str]:
+    """What the line styles and colours mean (the group is closed by the caller)."""
+    parts = [
         f'<g class="legend"><line x1="0" x2="22" y1="{legend_y - 4}" y2="{legend_y - 4}" class="legend-line"/>'
         f'<text x="28" y="{legend_y}" class="tick">mean</text>'
         f'<line x1="80" x2="102" y1="{legend_y - 4}" y2="{legend_y - 4}" class="legend-line" stroke-dasharray="4 3"/>'
         f'<text x="108" y="{legend_y}" class="tick">p90</text>'
-    )
+    ]
     for n, severity in enumerate(shown):
         row, col = divmod(n, 4)
         lx, ly = col * 80, legend_y + 18 * (row + 1)
@@ -87,12 +104,7 @@ def line_chart_svg(title: str, weeks: list[str], by_severity: dict, width: int =
             f'<rect x="{lx}" y="{ly - 10}" width="12" height="12" fill="{SEVERITY_COLOURS[severity]}"/>'
             f'<text x="{lx + 18}" y="{ly}" class="tick">{severity}</text>'
         )
-    if not shown:
-        parts.append(
-            f'<text x="{left + 8}" y="{top + plot_h / 2:.1f}" class="tick">No incidents in these weeks.</text>'
-        )
-    parts.append("</g></svg>")
-    return "".join(parts)
+    return parts
 
 
 def _hours(seconds) -> str:

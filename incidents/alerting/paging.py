@@ -86,42 +86,11 @@ def page_level(
     reached = False
     seen_users: set[int] = set()
     for contact in contacts:
-        if contact.endpoint_id:  # the escalation's webhook delivery is written by notify._notify
-            if contact.endpoint.enabled:
-                reached = True
-            else:
-                reasons.append(f"webhook {contact.endpoint.name} is disabled")
-            continue
-        if contact.email:
-            pages.append(
-                _page(
-                    incident, level, source_key, text, via=f"e-mail {contact.email}", address=contact.email, due_at=now
-                )
-            )
-            reached = True
-            continue
-        if contact.schedule_id:
-            schedule = schedules[contact.schedule_id]
-            shift = on_call_at(schedule, now)
-            if shift is None:
-                reasons.append(f"schedule {schedule.name} has no one on call")
-                continue
-            user, via = shift.user, f"schedule {schedule.name}"
-        else:
-            user, via = contact.user, f"user {contact.user.get_username()}"
-        if user.pk in seen_users:
-            reached = True
-            continue
-        if not user.is_active:
-            reasons.append(f"{user.get_username()} ({via}) is inactive")
-            continue
-        made = _pages_for(incident, level, source_key, text, user=user, via=via, now=now)
-        if not made:
-            reasons.append(f"{user.get_username()} ({via}) has no e-mail address or notification rule to use")
-            continue
-        seen_users.add(user.pk)
-        reached = True
+        made, reason = _page_contact(incident, level, source_key, text, contact, schedules, seen_users, now)
+        reached = reached or reason is None
         pages += made
+        if reason:
+            reasons.append(reason)
     if not reached:
         _unrouted(incident, level, source_key, text, reason="; ".join(reasons) or f"no escalation contacts at L{level}")
     # Pages without a delay are stamped as they are written, a moment after `now`: compare with
@@ -132,6 +101,34 @@ def page_level(
 
         transaction.on_commit(lambda: [send_page.delay(pk) for pk in due])
     return pages
+
+
+def _page_contact(
+    incident, level, source_key, text, contact, schedules: dict, seen_users: set[int], now: datetime
+) -> tuple[list[Page], str | None]:
+    """The pages one contact of a level makes, and why it reaches nobody (None: it reaches someone)."""
+    if contact.endpoint_id:  # the escalation's webhook delivery is written by notify._notify
+        return [], None if contact.endpoint.enabled else f"webhook {contact.endpoint.name} is disabled"
+    if contact.email:
+        via = f"e-mail {contact.email}"
+        return [_page(incident, level, source_key, text, via=via, address=contact.email, due_at=now)], None
+    if contact.schedule_id:
+        schedule = schedules[contact.schedule_id]
+        shift = on_call_at(schedule, now)
+        if shift is None:
+            return [], f"schedule {schedule.name} has no one on call"
+        user, via = shift.user, f"schedule {schedule.name}"
+    else:
+        user, via = contact.user, f"user {contact.user.get_username()}"
+    if user.pk in seen_users:
+        return [], None
+    if not user.is_active:
+        return [], f"{user.get_username()} ({via}) is inactive"
+    made = _pages_for(incident, level, source_key, text, user=user, via=via, now=now)
+    if not made:
+        return [], f"{user.get_username()} ({via}) has no e-mail address or notification rule to use"
+    seen_users.add(user.pk)
+    return made, None
 
 
 def _pages_for(

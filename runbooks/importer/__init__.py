@@ -190,44 +190,48 @@ def import_document(
             runbook = existing.get(spec.slug)
             if runbook is not None and runbook.document_id not in (None, document.pk):
                 raise ImportRefused(f"{name}: the slug {spec.slug} belongs to a runbook of another document.")
-            found = parsed.findings.get(spec.slug) or Findings()
             spec.services = list(services) if services is not None else _current_services(runbook)
             spec.owner = owner or (runbook.owner if runbook else "")
-            try:
-                validate(spec)
-                imported = spec.content()
-                if runbook is None:
-                    runbook, status = (
-                        Runbook.create(spec, by=by, document=document, note=f"Imported from {name}"),
-                        "created",
-                    )
-                else:
-                    changed = runbook.revise(keep_portal_edits(spec, runbook), by=by, note=f"Imported from {name}")
-                    status = "updated" if changed else "unchanged"
-            except ValidationError as exc:
-                raise ImportRefused(f"{name}: runbook {spec.title!r}: {'; '.join(exc.messages)}") from None
-            runbook.imported = imported
-            runbook.save(update_fields=["imported"])
-            report.runbooks.append(
-                RunbookReport(
-                    slug=runbook.slug,
-                    title=runbook.title,
-                    status=status,
-                    version=runbook.version,
-                    steps=len(spec.steps),
-                    automated=Counter(s.action for s in spec.steps if s.kind == StepKind.AUTOMATED),
-                    dangerous=sum(s.safety == Safety.DANGEROUS for s in spec.steps),
-                    alerts={a: found.alert_sources.get(a, "portal") for a in runbook.alert_names},
-                    sections=[s.title for s in spec.sections],
-                    by_safety=dict(Counter(f"{s.kind} {s.safety}" for s in spec.steps)),
-                    unclassified=found.unclassified,
-                )
-            )
+            runbook, status = _store(spec, runbook, document=document, name=name, by=by)
+            report.runbooks.append(_runbook_report(spec, runbook, status, parsed.findings.get(spec.slug) or Findings()))
         report.document_sections = [s.title for s in parsed.sections]
         report.stale = list(
             document.runbooks.exclude(slug__in=[r.slug for r in report.runbooks]).values_list("title", flat=True)
         )
     return report
+
+
+def _store(spec: RunbookSpec, runbook: Runbook | None, *, document, name: str, by) -> tuple[Runbook, str]:
+    """Creates the runbook or revises it (keeping portal edits the document did not change)."""
+    try:
+        validate(spec)
+        imported = spec.content()
+        if runbook is None:
+            runbook, status = Runbook.create(spec, by=by, document=document, note=f"Imported from {name}"), "created"
+        else:
+            changed = runbook.revise(keep_portal_edits(spec, runbook), by=by, note=f"Imported from {name}")
+            status = "updated" if changed else "unchanged"
+    except ValidationError as exc:
+        raise ImportRefused(f"{name}: runbook {spec.title!r}: {'; '.join(exc.messages)}") from None
+    runbook.imported = imported
+    runbook.save(update_fields=["imported"])
+    return runbook, status
+
+
+def _runbook_report(spec: RunbookSpec, runbook: Runbook, status: str, found: Findings) -> RunbookReport:
+    return RunbookReport(
+        slug=runbook.slug,
+        title=runbook.title,
+        status=status,
+        version=runbook.version,
+        steps=len(spec.steps),
+        automated=Counter(s.action for s in spec.steps if s.kind == StepKind.AUTOMATED),
+        dangerous=sum(s.safety == Safety.DANGEROUS for s in spec.steps),
+        alerts={a: found.alert_sources.get(a, "portal") for a in runbook.alert_names},
+        sections=[s.title for s in spec.sections],
+        by_safety=dict(Counter(f"{s.kind} {s.safety}" for s in spec.steps)),
+        unclassified=found.unclassified,
+    )
 
 
 def keep_portal_edits(spec: RunbookSpec, runbook: Runbook) -> RunbookSpec:

@@ -701,6 +701,37 @@ def _meta_alerts(meta: dict) -> list[str]:
     return names
 
 
+def _shape(tops: list[Heading], preamble, lines: list[str], meta: dict, key: str):
+    """One runbook with sections, or a collection: (one, the single top heading, the document's
+    title, the preamble, the headings that become runbooks)."""
+    single = tops[0] if len(tops) == 1 else None
+    one = _one_runbook(single.children if single is not None else tops)
+    if one and single is None:
+        name = meta.get("title") if isinstance(meta.get("title"), str) else ""
+        name = name or key.replace("-", " ").replace("_", " ").strip().capitalize() or "Runbook"
+        single = Heading(level=0, title=name, start=0, end=len(lines), children=tops)
+    if single is None:
+        title = key.replace("-", " ").replace("_", " ").strip().capitalize() or "Runbooks"
+        return one, None, title, preamble, tops
+    if not one and single.children:
+        return one, single, clean_title(single.title), preamble + single.blocks, single.children
+    return one, single, clean_title(single.title), preamble, [single]
+
+
+def _apply_front_matter(meta: dict, runbooks: list[RunbookSpec], findings: dict, warnings: list[str]) -> None:
+    """Alert names and severity from YAML front matter go to the document's one runbook."""
+    alerts = _meta_alerts(meta)
+    if alerts and len(runbooks) == 1:
+        runbooks[0].alert_names = list(dict.fromkeys([*runbooks[0].alert_names, *alerts]))
+        for name in alerts:
+            findings[runbooks[0].slug].alert_sources.setdefault(name, "front matter")
+    elif alerts:
+        warnings.append("The front matter names alerts but the document holds several runbooks; name them in each.")
+    severity = severity_from(str(meta.get("severity") or meta.get("priority") or ""))
+    if severity and len(runbooks) == 1 and not runbooks[0].severity:
+        runbooks[0].severity = severity
+
+
 def parse_document(text: str, key: str) -> ParsedDocument:
     """Pure parsing: no database. Raises ValueError when the document has no headings."""
     preamble, tops, lines, front_matter = outline(text)
@@ -709,24 +740,7 @@ def parse_document(text: str, key: str) -> ParsedDocument:
     warnings: list[str] = []
     meta = _front_matter(front_matter, warnings)
     document_sections: list[SectionSpec] = []
-    single = tops[0] if len(tops) == 1 else None
-    one = _one_runbook(single.children if single is not None else tops)
-    if one and single is None:
-        name = meta.get("title") if isinstance(meta.get("title"), str) else ""
-        name = name or key.replace("-", " ").replace("_", " ").strip().capitalize() or "Runbook"
-        single = Heading(level=0, title=name, start=0, end=len(lines), children=tops)
-        tops = [single]
-    if single is not None:
-        title = clean_title(single.title)
-        if one:
-            candidates = [single]
-        elif single.children:
-            preamble, candidates = preamble + single.blocks, single.children
-        else:
-            candidates = [single]
-    else:
-        title = key.replace("-", " ").replace("_", " ").strip().capitalize() or "Runbooks"
-        candidates = tops
+    one, single, title, preamble, candidates = _shape(tops, preamble, lines, meta, key)
 
     if _meaningful(preamble):
         intro = Builder(lines, document_sections=document_sections, warnings=warnings)
@@ -761,16 +775,7 @@ def parse_document(text: str, key: str) -> ParsedDocument:
                     runbook(child, clean_title(heading.title))
         else:
             runbook(heading)
-    alerts = _meta_alerts(meta)
-    if alerts and len(runbooks) == 1:
-        runbooks[0].alert_names = list(dict.fromkeys([*runbooks[0].alert_names, *alerts]))
-        for name in alerts:
-            findings[runbooks[0].slug].alert_sources.setdefault(name, "front matter")
-    elif alerts:
-        warnings.append("The front matter names alerts but the document holds several runbooks; name them in each.")
-    severity = severity_from(str(meta.get("severity") or meta.get("priority") or ""))
-    if severity and len(runbooks) == 1 and not runbooks[0].severity:
-        runbooks[0].severity = severity
+    _apply_front_matter(meta, runbooks, findings, warnings)
     return ParsedDocument(
         title=title[:200],
         sections=document_sections,
