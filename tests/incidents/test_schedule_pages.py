@@ -155,3 +155,13 @@ def test_dashboard_shows_the_next_handoffs(signed_in, primary):
     text = " ".join(re.sub(r"<[^>]+>", " ", section).split())
     assert "Mon 2026-03-09 08:00 UTC Primary bob admin1" in text
     assert empty.name not in text  # nobody is ever on call there: no handoff to show
+
+
+def test_page_titles_are_plain_text(signed_in, primary):
+    import re
+
+    for url, title in [(f"/incidents/schedules/{primary.pk}/", "Primary"), ("/incidents/schedules/people/bob/", "bob")]:
+        html = signed_in.get(url).content.decode()
+        [text] = re.findall(r"<title>(.*?)</title>", html, re.S)
+        assert title in text and "<" not in text and "Subscribe" not in text
+        assert html.count('id="import"') <= 1
