@@ -232,3 +232,18 @@ class WebhookDeliveryState(models.TextChoices):
     PENDING = "pending", "Pending"
     DELIVERED = "delivered", "Delivered"
     FAILED = "failed", "Failed (gave up)"
+
+
+# Pages (incidents.models.paging): how a person was reached, and what became of it.
+class PageChannel(models.TextChoices):
+    EMAIL = "email", "E-mail"
+    WEBHOOK = "webhook", "Personal webhook"
+    NONE = "none", "Nobody to page"
+
+
+class PageState(models.TextChoices):
+    PENDING = "pending", "Waiting"
+    SENT = "sent", "Delivered"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Not sent (acknowledged first)"
+    UNROUTED = "unrouted", "Nobody to page"

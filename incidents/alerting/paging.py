@@ -93,9 +93,7 @@ def page_level(
             reasons.append(reason)
     if not reached:
         _unrouted(incident, level, source_key, text, reason="; ".join(reasons) or f"no escalation contacts at L{level}")
-    # Pages without a delay are stamped as they are written, a moment after `now`: compare with
-    # the clock, or they would wait for the next sweep instead of going out at commit.
-    due = [p.pk for p in pages if p.pk and p.due_at <= max(now, timezone.now())]
+    due = [p.pk for p in pages if p.pk and p.due_at <= now]
     if due:
         from incidents.tasks import send_page
 
@@ -153,7 +151,7 @@ def _pages_for(
 
 
 def _page(
-    incident, level, source_key, text, *, via, user=None, address="", channel=PageChannel.EMAIL, rule=None, due_at=None
+    incident, level, source_key, text, *, via, due_at, user=None, address="", channel=PageChannel.EMAIL, rule=None
 ):
     page = Page(
         incident=incident,
@@ -165,7 +163,7 @@ def _page(
         address=address,
         channel=channel,
         rule=rule,
-        due_at=due_at or timezone.now(),
+        due_at=due_at,
     )
     try:
         with transaction.atomic():

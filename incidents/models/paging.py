@@ -15,24 +15,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from incidents.choices import EscalationLevel
+from incidents.choices import EscalationLevel, PageChannel, PageState
 from incidents.models.incident import Incident
 
 DELAY_MAX_MINUTES = 24 * 60
-
-
-class PageChannel(models.TextChoices):
-    EMAIL = "email", "E-mail"
-    WEBHOOK = "webhook", "Personal webhook"
-    NONE = "none", "Nobody to page"
-
-
-class PageState(models.TextChoices):
-    PENDING = "pending", "Waiting"
-    SENT = "sent", "Delivered"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Not sent (acknowledged first)"
-    UNROUTED = "unrouted", "Nobody to page"
 
 
 class NotificationRule(models.Model):
