@@ -11,6 +11,7 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from opsportal.env import (
     env_bool,
@@ -173,9 +174,19 @@ CELERY_BEAT_SCHEDULE: dict = {}
 # No result backend (results are ignored), so nothing expires: without this, beat would add a
 # "celery.backend_cleanup" row that runs a no-op every night at 04:00.
 CELERY_RESULT_EXPIRES = None
-# Runbook steps get their own queue, so they never wait behind other work and can be served by
-# workers placed next to the services they check (Procfile: -Q celery,runbooks).
+# Queues by kind of work (README "Deploying"), so a storm of one kind never starves another and
+# each can get workers of its own (`celery worker -Q intake`). A worker started without -Q
+# consumes all of them, which is what `make run` does.
+#   intake      applying alert deliveries and paging people: the response clock runs
+#   first_look  the read-only checks an alert starts at once
+#   runbooks    steps of runs people start, and approved ops actions
+#   celery      maintenance: sweeps, escalation ticks, webhooks, e-mail, reviews
+OPSPORTAL_QUEUES = ("intake", "first_look", "runbooks", "celery")
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in OPSPORTAL_QUEUES)
 CELERY_TASK_ROUTES = {
+    "incidents.tasks.process_alert_delivery": {"queue": "intake"},
+    "incidents.tasks.send_page": {"queue": "intake"},
     "runbooks.*": {"queue": "runbooks"},
     # Approved dangerous ops actions are remediation work, like runbook steps.
     "ops.tasks.execute_request": {"queue": "runbooks"},

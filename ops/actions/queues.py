@@ -41,12 +41,14 @@ def _portal_app() -> Celery:
 
 
 def portal_queues() -> list[str]:
-    """The queues the portal's tasks go to: the default queue and every routed one."""
+    """The queues the portal's tasks go to: the declared ones (settings.OPSPORTAL_QUEUES), the default
+    queue and every routed one."""
     from django.conf import settings
 
     app = _portal_app()
     routed = [r.get("queue") for r in (settings.CELERY_TASK_ROUTES or {}).values() if isinstance(r, dict)]
-    return list(dict.fromkeys([app.conf.task_default_queue, *filter(None, routed)]))
+    declared = getattr(settings, "OPSPORTAL_QUEUES", ())
+    return list(dict.fromkeys([*declared, app.conf.task_default_queue, *filter(None, routed)]))
 
 
 def _app(target: Target) -> Celery:
