@@ -7,6 +7,10 @@ before it was due is cancelled, not sent. A level that resolves to nobody writes
 page, a timeline warning and a metric: it never passes silently.
 
 A page to a person carries a signed one-time acknowledge link (incidents/paging.py).
+
+An approval page (purpose `approval`) asks someone to approve a dangerous runbook step or ops
+request: it has no level, carries the approval's `link` instead of an acknowledge link, and has an
+incident only when the approval was asked for one.
 """
 
 from django.conf import settings
@@ -15,7 +19,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from incidents.choices import EscalationLevel, PageChannel, PageState
+from incidents.choices import EscalationLevel, PageChannel, PagePurpose, PageState
 from incidents.models.incident import Incident
 
 DELAY_MAX_MINUTES = 24 * 60
@@ -60,10 +64,18 @@ class PageQuerySet(models.QuerySet):
     def due(self, now):
         return self.filter(state=PageState.PENDING, due_at__lte=now)
 
+    def escalations(self):
+        """Pages of the incident's escalation (not approval pages sent for one of its steps)."""
+        return self.filter(purpose=PagePurpose.ESCALATION)
+
 
 class Page(models.Model):
-    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="pages")
-    level = models.PositiveSmallIntegerField(choices=EscalationLevel.choices)
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.CASCADE, related_name="pages")
+    purpose = models.CharField(max_length=10, choices=PagePurpose.choices, default=PagePurpose.ESCALATION)
+    level = models.PositiveSmallIntegerField(
+        choices=EscalationLevel.choices, null=True, blank=True, help_text="The escalation level (none for approvals)."
+    )
+    link = models.URLField(max_length=500, blank=True, help_text="Where to decide, for an approval page.")
     source_key = models.CharField(max_length=120, help_text="What caused it (e.g. timeline:42).")
     key = models.CharField(max_length=400, editable=False, help_text="source_key, via, recipient, channel and rule.")
     text = models.CharField(max_length=300, help_text="What the page says (its e-mail subject).")
@@ -92,6 +104,10 @@ class Page(models.Model):
         constraints = [
             # A sweep or notification task that runs twice pages nobody twice for the same cause.
             models.UniqueConstraint(fields=["incident", "key"], name="page_once_per_cause"),
+            # The same for approval pages asked for outside an incident (NULLs are never equal).
+            models.UniqueConstraint(
+                fields=["key"], condition=Q(incident__isnull=True), name="page_once_per_cause_no_incident"
+            ),
         ]
         indexes = [
             # The sweep: pages waiting for their delay.
@@ -101,7 +117,8 @@ class Page(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.incident.reference} L{self.level} → {self.recipient} ({self.state})"
+        what = self.incident.reference if self.incident_id else "approval"
+        return f"{what} {self.step} → {self.recipient} ({self.state})"
 
     def save(self, *args, **kwargs):
         if not self.key:
@@ -109,6 +126,11 @@ class Page(models.Model):
                 f"{self.source_key}|{self.via}|{self.user_id or ''}|{self.address}|{self.channel}|{self.rule_id or ''}"
             )
         super().save(*args, **kwargs)
+
+    @property
+    def step(self) -> str:
+        """What the notification log shows for it: 'L1', or 'approval'."""
+        return "approval" if self.purpose == PagePurpose.APPROVAL else f"L{self.level}"
 
     @property
     def recipient(self) -> str:
