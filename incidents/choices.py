@@ -244,6 +244,7 @@ class PageChannel(models.TextChoices):
 class PagePurpose(models.TextChoices):
     ESCALATION = "escalation", "Escalation"
     APPROVAL = "approval", "Approval"
+    TEST = "test", "Test page"
 
 
 class PageState(models.TextChoices):

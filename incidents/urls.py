@@ -35,6 +35,7 @@ urlpatterns = [
         notification_rules.notification_rules,
         name="notification_rules",
     ),
+    path("schedules/people/<str:username>/notifications/test/", notification_rules.test_page, name="test_page"),
     path(
         "schedules/people/<str:username>/notifications/<int:rule_id>/",
         notification_rules.edit_notification_rule,

@@ -56,6 +56,7 @@ from opsportal.roles import users_who_respond
 logger = logging.getLogger(__name__)
 PAGED = register_event("incident.paged", "Paged (a person's webhook rule)")
 APPROVAL_PAGED = register_event("approval.paged", "Paged for an approval (a person's webhook rule)")
+TEST_PAGED = register_event("page.test", "Test page (a person's webhook rule)")
 APPROVAL_PAGE_MAX = 10  # when nobody who may approve is on call: every approver, admins first, at most this many
 LINK_SALT = "incidents.page-link"
 ACKNOWLEDGE = "ack"
@@ -328,6 +329,35 @@ def _send_due(pages: list[Page], now: datetime) -> None:
         transaction.on_commit(lambda: [send_page.delay(pk) for pk in due])
 
 
+# --- test pages -------------------------------------------------------------------------------
+
+
+def page_test(user, *, link: str) -> list[Page]:
+    """A test page to `user` by each of their rules at once, delays ignored (none: e-mail), so they
+    see that every channel reaches them; at most one a minute. [] when nothing could be written."""
+    now = timezone.now()
+    text = f"Test page from Ops Portal for {user.get_username()}: this channel reaches you."
+    with transaction.atomic():
+        pages = _pages_for(
+            None,
+            None,
+            f"test:{user.pk}:{now:%Y%m%d%H%M}",
+            text,
+            user=user,
+            via="test",
+            now=now,
+            purpose=PagePurpose.TEST,
+            link=link,
+        )
+        for page in pages:
+            if page.pk and page.due_at > now:
+                Page.objects.filter(pk=page.pk).update(due_at=now)
+                page.due_at = now
+        pages = [p for p in pages if p.pk]
+        _send_due(pages, now)
+    return pages
+
+
 # --- sending ----------------------------------------------------------------------------------
 
 
@@ -355,6 +385,8 @@ def claim(page_id: int, now: datetime) -> Page | None:
 def _still_wanted(page: Page) -> bool:
     if page.purpose == PagePurpose.APPROVAL:
         return _approval_waiting(page.source_key)
+    if page.purpose == PagePurpose.TEST:
+        return True
     return page.incident.status == Status.TRIGGERED
 
 
@@ -380,7 +412,10 @@ def _notification(page: Page, now: datetime) -> Notification:
     from incidents.alerting.notify import incident_data, incident_url
 
     incident = page.incident
-    if page.purpose == PagePurpose.APPROVAL:
+    if page.purpose == PagePurpose.TEST:
+        data = {"test": True, "rules_url": page.link}
+        event, url, reference, summary = TEST_PAGED, page.link, "", ""
+    elif page.purpose == PagePurpose.APPROVAL:
         data = {"approval_url": page.link, "incident": incident_data(incident) if incident else None}
         event, url, reference, summary = APPROVAL_PAGED, page.link, incident.reference if incident else "", ""
     else:
@@ -396,6 +431,8 @@ def _email(page: Page, notification: Notification) -> tuple[str, str]:
     with the link to decide it and no acknowledge link."""
     from incidents.alerting.notify import email_for, incident_url
 
+    if page.purpose == PagePurpose.TEST:
+        return single_line(page.text), f"{page.text}\n\nYour notification rules: {page.link}\n"
     if page.purpose == PagePurpose.APPROVAL:
         body = f"{page.text}\n\nApprove or reject it here: {page.link}\n"
         if page.incident_id:
@@ -454,7 +491,7 @@ def _record(page: Page, now: datetime, error: str, *, final: bool = False) -> No
         record_failed(
             page.channel,
             incident_id=page.incident_id,
-            event=APPROVAL_PAGED if page.purpose == PagePurpose.APPROVAL else PAGED,
+            event={PagePurpose.APPROVAL: APPROVAL_PAGED, PagePurpose.TEST: TEST_PAGED}.get(page.purpose, PAGED),
             what=f"page {page.pk} ({page.step}), {locked.attempts} attempt(s)",
             error=error,
         )

@@ -186,7 +186,7 @@ class Page(models.Model):
         ]
 
     def __str__(self) -> str:
-        what = self.incident.reference if self.incident_id else "approval"
+        what = self.incident.reference if self.incident_id else self.purpose
         return f"{what} {self.step} → {self.recipient} ({self.state})"
 
     def save(self, *args, **kwargs):
@@ -199,7 +199,7 @@ class Page(models.Model):
     @property
     def step(self) -> str:
         """What the notification log shows for it: 'L1', or 'approval'."""
-        return "approval" if self.purpose == PagePurpose.APPROVAL else f"L{self.level}"
+        return f"L{self.level}" if self.purpose == PagePurpose.ESCALATION else self.purpose
 
     @property
     def recipient(self) -> str:

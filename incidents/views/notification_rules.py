@@ -7,10 +7,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from incidents.alerting.paging import page_test
 from incidents.forms import NotificationRuleForm
 from incidents.models import NotificationRule
+from incidents.models.alerts import portal_base_url
 from incidents.models.paging import RULES_MAX
 from opsportal.errors import DomainError
 from opsportal.roles import is_admin
@@ -99,6 +102,23 @@ def delete_notification_rule(request, username: str, rule_id: int):
     rule = get_object_or_404(NotificationRule.objects.select_related("endpoint"), pk=rule_id, user=person)
     rule.remove()
     messages.success(request, f"Deleted: {rule.get_channel_display().lower()} {_after(rule.delay_minutes)}.")
+    return redirect("incidents:notification_rules", person.get_username())
+
+
+@login_required
+@require_POST
+def test_page(request, username: str):
+    """Pages the person by each of their rules at once (delays ignored), to see every channel works."""
+    person = _person(request, username)
+    link = portal_base_url() + reverse("incidents:notification_rules", args=[person.get_username()])
+    pages = page_test(person, link=link)
+    if pages:
+        channels = ", ".join(sorted({p.get_channel_display().lower() for p in pages}))
+        messages.success(request, f"Test page sent ({len(pages)}: {channels}); it arrives within seconds.")
+    elif not person.email and not _rules(person):
+        messages.error(request, "Nothing can reach you: add a personal webhook rule, or ask an admin for an address.")
+    else:
+        messages.info(request, "A test page was sent less than a minute ago; wait for it before asking again.")
     return redirect("incidents:notification_rules", person.get_username())
 
 

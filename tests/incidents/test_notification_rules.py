@@ -1,13 +1,19 @@
 """People edit their own notification rules on the portal (/incidents/schedules/people/<name>/notifications/):
 channel and delay, a personal webhook URL; clear 400s for bad input; only the person or an admin."""
 
+from datetime import timedelta
+
 import pytest
+import time_machine
+from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from incidents.models import NotificationRule, WebhookDelivery, WebhookEndpoint
+from incidents.models import NotificationRule, Page, WebhookDelivery, WebhookEndpoint
+from incidents.models.alerts import portal_base_url
 from incidents.models.paging import PERSONAL_WEBHOOK, RULES_MAX
+from opsportal.celery import app as celery_app
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -200,3 +206,40 @@ def test_query_count_does_not_grow_with_the_rules(as_alice, alice):
         add(as_alice, channel="webhook", url=f"https://chat.example/{n}", delay_minutes=str(n))
     assert NotificationRule.objects.filter(user=alice).count() == 6
     assert count() == one
+
+
+@pytest.fixture
+def eager_tasks():
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+def test_a_test_page_goes_by_every_rule_at_once_and_once_a_minute(
+    as_alice, alice, eager_tasks, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr("incidents.tasks.deliver_webhook.delay", lambda pk: None)
+    add(as_alice, channel="email", delay_minutes="0")
+    add(as_alice, channel="webhook", url="https://chat.example/hooks/alice", delay_minutes="10")
+    at = timezone.now().replace(second=5)  # both tries in one minute, whatever the clock says
+    with time_machine.travel(at, tick=False), django_capture_on_commit_callbacks(execute=True):
+        response = as_alice.post(f"{URL}test/")
+    assert response.status_code == 302
+    [message] = mail.outbox
+    assert message.to == ["alice@example.com"] and message.subject.startswith("Test page from Ops Portal for alice")
+    assert f"{portal_base_url()}{URL}" in message.body
+    pages = Page.objects.filter(purpose="test", user=alice)
+    assert {(p.channel, p.state, p.incident) for p in pages} == {("email", "sent", None), ("webhook", "sent", None)}
+    assert pages.get(channel="webhook").delivery.event == "page.test"
+    assert "Test page sent (2: e-mail, personal webhook)" in as_alice.get(URL).content.decode()
+
+    with time_machine.travel(at + timedelta(seconds=50), tick=False), django_capture_on_commit_callbacks(execute=True):
+        as_alice.post(f"{URL}test/")
+    assert len(mail.outbox) == 1
+    assert "less than a minute ago" in as_alice.get(URL).content.decode()
+
+
+def test_nobody_else_sends_you_test_pages(client, alice):
+    client.force_login(UserFactory(username="mallory", role="responder"))
+    assert client.post(f"{URL}test/").status_code == 403
+    assert not Page.objects.exists() and mail.outbox == []
