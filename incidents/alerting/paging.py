@@ -492,9 +492,16 @@ def _record(page: Page, now: datetime, error: str, *, final: bool = False) -> No
             page.channel,
             incident_id=page.incident_id,
             event={PagePurpose.APPROVAL: APPROVAL_PAGED, PagePurpose.TEST: TEST_PAGED}.get(page.purpose, PAGED),
-            what=f"page {page.pk} ({page.step}), {locked.attempts} attempt(s)",
+            what=f"page {page.pk} {_which(page)}, {locked.attempts} attempt(s)",
             error=error,
         )
+
+
+def _which(page: Page) -> str:
+    """'at L1' for an escalation page, 'for approval' or 'for test page' otherwise."""
+    if page.purpose == PagePurpose.ESCALATION:
+        return f"at L{page.level}"
+    return f"for {page.get_purpose_display().lower()}"
 
 
 # --- acknowledge links ------------------------------------------------------------------------
