@@ -60,7 +60,7 @@ def timeline(incident) -> list[str]:
     return list(incident.events.filter(kind="escalation", body__contains="approval").values_list("body", flat=True))
 
 
-def test_the_on_call_admin_is_paged_with_the_link_to_the_step(people, django_capture_on_commit_callbacks):
+def test_the_on_call_admin_is_paged_with_the_link_to_the_step(people, django_capture_on_commit_callbacks, client):
     on_call(people["dave"])
     incident = IncidentFactory(title="Checkout 5xx", created_by=people["alice"])
     mail.outbox.clear()
@@ -85,6 +85,9 @@ def test_the_on_call_admin_is_paged_with_the_link_to_the_step(people, django_cap
         "sent",
     )
     assert f"Paged dave for approval of step 1/1 “Restart gunicorn” of run #{run.pk}." in timeline(incident)
+    client.force_login(people["bob"])
+    log = client.get(f"/incidents/{incident.pk}/").content.decode().split('id="notification-log"')[1]
+    assert "<td>approval</td>" in log and "<td>dave</td>" in log and "on call: schedule Primary" in log
 
 
 def test_the_requester_on_call_is_not_paged_every_other_approver_is_admins_first(
