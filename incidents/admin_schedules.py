@@ -54,8 +54,8 @@ class NotificationRuleAdmin(admin.ModelAdmin):
 
 @admin.register(Page)
 class PageAdmin(admin.ModelAdmin):
-    list_display = ["incident", "level", "recipient", "via", "channel", "state", "created_at", "link_used_at"]
-    list_filter = ["state", "channel", "level"]
+    list_display = ["incident", "step", "recipient", "via", "channel", "state", "created_at", "link_used_at"]
+    list_filter = ["purpose", "state", "channel", "level"]
     list_select_related = ["incident", "user"]
 
     def has_add_permission(self, request):

@@ -241,9 +241,15 @@ class PageChannel(models.TextChoices):
     NONE = "none", "Nobody to page"
 
 
+class PagePurpose(models.TextChoices):
+    ESCALATION = "escalation", "Escalation"
+    APPROVAL = "approval", "Approval"
+    TEST = "test", "Test page"
+
+
 class PageState(models.TextChoices):
     PENDING = "pending", "Waiting"
     SENT = "sent", "Delivered"
     FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Not sent (acknowledged first)"
+    CANCELLED = "cancelled", "Not sent (acknowledged or decided first)"
     UNROUTED = "unrouted", "Nobody to page"

@@ -8,7 +8,7 @@ from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Ma
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from incidents.choices import Severity
+from incidents.choices import PagePurpose, Severity
 from incidents.models import Alert, Incident, PageState, Schedule
 from incidents.oncall import on_call_now, with_rotations
 from incidents.review_stats import due_context
@@ -54,8 +54,12 @@ def paging(now: datetime) -> dict:
     schedules = with_rotations(Schedule.objects.all(), now, now + timedelta(microseconds=1))[:SCHEDULES_LIMIT]
     unpaged = (
         Incident.objects.open()
-        .filter(pages__state=PageState.UNROUTED)
-        .annotate(unpaged_level=Max("pages__level", filter=Q(pages__state=PageState.UNROUTED)))
+        .filter(pages__state=PageState.UNROUTED, pages__purpose=PagePurpose.ESCALATION)
+        .annotate(
+            unpaged_level=Max(
+                "pages__level", filter=Q(pages__state=PageState.UNROUTED, pages__purpose=PagePurpose.ESCALATION)
+            )
+        )
         .order_by("severity", "detected_at")[:OPEN_LIMIT]
     )
     return {"on_call": on_call_now(schedules, now), "unpaged_incidents": list(unpaged)}

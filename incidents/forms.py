@@ -1,10 +1,13 @@
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.validators import URLValidator
 
-from incidents.choices import EventKind, Severity
+from incidents.choices import EventKind, PageChannel, Severity
 from incidents.models import Incident, Service
+from incidents.models.paging import DELAY_MAX_MINUTES
 from incidents.models.report import REPORT_DESCRIPTION_MAX
+from incidents.notifications.registry import webhook_format_choices
 
 User = get_user_model()
 MANUAL_KINDS = [c for c in EventKind.choices if c[0] != EventKind.STATUS_CHANGE]
@@ -161,3 +164,51 @@ class ScheduleImportForm(forms.Form):
         ],
         initial="overrides",
     )
+
+
+class NotificationRuleForm(forms.Form):
+    """A person's notification rule: a channel and a delay. A webhook rule names its URL (a chat or
+    push service's incoming webhook), sent signed like every webhook, in a chosen format."""
+
+    channel = forms.ChoiceField(
+        choices=[(PageChannel.EMAIL, "E-mail"), (PageChannel.WEBHOOK, "Personal webhook")], initial=PageChannel.EMAIL
+    )
+    delay_minutes = forms.IntegerField(
+        label="Delay (minutes)",
+        min_value=0,
+        max_value=DELAY_MAX_MINUTES,
+        initial=0,
+        error_messages={
+            "min_value": "The delay is 0 (at once) or more minutes.",
+            "max_value": f"The delay is at most {DELAY_MAX_MINUTES} minutes (a day).",
+            "invalid": "The delay is a whole number of minutes.",
+            "required": "Say after how many minutes (0: at once).",
+        },
+    )
+    url = forms.URLField(
+        label="Webhook URL",
+        required=False,
+        max_length=2000,
+        assume_scheme="https",
+        validators=[URLValidator(schemes=["http", "https"])],
+        error_messages={"invalid": "The webhook URL must be a full http:// or https:// address."},
+    )
+    format = forms.ChoiceField(label="Format", choices=webhook_format_choices, initial="json", required=False)
+
+    def __init__(self, *args, person=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.person = person
+
+    def clean(self):
+        data = super().clean()
+        if data.get("channel") == PageChannel.WEBHOOK:
+            if not data.get("url") and "url" not in self.errors:
+                self.add_error("url", "A personal webhook rule needs the webhook's URL.")
+            data["format"] = data.get("format") or "json"
+        else:
+            data["url"] = ""
+            if self.person is not None and not self.person.email:
+                self.add_error(
+                    "channel", "You have no e-mail address on file: use a personal webhook, or ask an admin."
+                )
+        return data

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from incidents.views import calendars, integrations, paging, reports, reviews, schedules, status
+from incidents.views import calendars, integrations, notification_rules, paging, reports, reviews, schedules, status
 from incidents.views import incidents as views
 
 app_name = "incidents"
@@ -30,6 +30,22 @@ urlpatterns = [
     path("schedules/", schedules.schedule_list, name="schedules"),
     path("schedules/<int:pk>/", schedules.schedule_detail, name="schedule"),
     path("schedules/people/<str:username>/", schedules.person_shifts, name="person_shifts"),
+    path(
+        "schedules/people/<str:username>/notifications/",
+        notification_rules.notification_rules,
+        name="notification_rules",
+    ),
+    path("schedules/people/<str:username>/notifications/test/", notification_rules.test_page, name="test_page"),
+    path(
+        "schedules/people/<str:username>/notifications/<int:rule_id>/",
+        notification_rules.edit_notification_rule,
+        name="edit_notification_rule",
+    ),
+    path(
+        "schedules/people/<str:username>/notifications/<int:rule_id>/delete/",
+        notification_rules.delete_notification_rule,
+        name="delete_notification_rule",
+    ),
     path("schedules/<int:pk>/feeds/", calendars.new_schedule_feed, name="new_schedule_feed"),
     path("schedules/<int:pk>/import/", calendars.import_ics, name="import_ics"),
     path("schedules/people/<str:username>/feeds/", calendars.new_person_feed, name="new_person_feed"),

@@ -19,7 +19,7 @@ from django.utils import timezone
 from ops.audit import perform
 from ops.choices import RequestState
 from ops.models import ActionRequest, username_of
-from ops.notifications import notify_approval_requested
+from ops.notifications import notify_approval_requested, page_approvers_of
 from ops.tasks import queue_request
 from opsportal.connections import Masker
 from opsportal.errors import DomainError
@@ -84,6 +84,7 @@ def ask(action: str, params: dict, *, by, reason: str, via: str = "api", inciden
             f"{reason}\n\n{preview.summary}",
             by=by,
         )
+        page_approvers_of(request)
     logger.warning("ops action %s requested by %s (request %s)", action, username_of(by), request.pk)
     return request
 

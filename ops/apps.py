@@ -6,6 +6,7 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
+        from incidents.alerting.paging import register_approval
         from incidents.notifications.registry import register_event
         from ops import health_check, notifications, signals  # noqa: F401 - signal receivers
         from ops.actions import cache, portal, postgres_admin, queues
@@ -19,3 +20,4 @@ class OpsConfig(AppConfig):
         register(portal.ACTIONS)
         inbox.register(waiting_requests)
         register_event(notifications.APPROVAL_REQUESTED, notifications.APPROVAL_REQUESTED_LABEL)
+        register_approval(notifications.PAGE_SOURCE, notifications.awaits_approval)

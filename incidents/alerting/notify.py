@@ -175,11 +175,14 @@ def _notify(
     emails = set(_emails([c for c in contacts if c.level in email_levels]))
     if email_levels:
         emails |= set(
-            Page.objects.filter(incident=incident, user__isnull=False, user__is_active=True)
+            Page.objects.escalations()
+            .filter(incident=incident, user__isnull=False, user__is_active=True)
             .exclude(user__email="")
             .values_list("user__email", flat=True)
         )
-        emails |= set(Page.objects.filter(incident=incident).exclude(address="").values_list("address", flat=True))
+        emails |= set(
+            Page.objects.escalations().filter(incident=incident).exclude(address="").values_list("address", flat=True)
+        )
     emails = sorted(emails)
     if emails:
         from incidents.tasks import send_notification_email

@@ -7,6 +7,12 @@ the level fires, a user contact to that user. Each person is paged by their noti
 bound to an account). When nothing at a level can be reached, an `unrouted` page, a timeline
 warning and `pages_unrouted_total` say so.
 
+An approval page (`page_approvers`) asks the people who may approve a dangerous runbook step or
+ops request to decide it: on-call approvers (admins first), else every approver; never the person
+who asked. It carries the approval's link, no acknowledge link. The app that asks registers a
+check (`register_approval`) so that a delayed approval page is cancelled once the approval is
+decided.
+
 An acknowledge link is `signing.dumps({page, user, incident, action})`: it names one page (so one
 person and one incident), one action, expires after PAGE_LINK_MAX_AGE_SECONDS and works once
 (the page's `link_used_at`). GET shows a confirmation page; only POST acts, so mail scanners that
@@ -14,6 +20,7 @@ fetch links acknowledge nothing.
 """
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from smtplib import SMTPException
 
@@ -32,6 +39,7 @@ from incidents.models import (
     NotificationRule,
     Page,
     PageChannel,
+    PagePurpose,
     PageState,
     Schedule,
     TimelineEvent,
@@ -39,12 +47,17 @@ from incidents.models import (
 )
 from incidents.models.alerts import portal_base_url
 from incidents.models.notifications import RETRY_WINDOW, backoff
+from incidents.notifications.formats.email import single_line
 from incidents.notifications.registry import Notification, register_event
-from incidents.oncall import on_call_at, with_rotations
+from incidents.oncall import on_call_at, on_call_now, with_rotations
 from opsportal.errors import Conflict, DomainError, NotAllowed
+from opsportal.roles import users_who_respond
 
 logger = logging.getLogger(__name__)
 PAGED = register_event("incident.paged", "Paged (a person's webhook rule)")
+APPROVAL_PAGED = register_event("approval.paged", "Paged for an approval (a person's webhook rule)")
+TEST_PAGED = register_event("page.test", "Test page (a person's webhook rule)")
+APPROVAL_PAGE_MAX = 10  # when nobody who may approve is on call: every approver, admins first, at most this many
 LINK_SALT = "incidents.page-link"
 ACKNOWLEDGE = "ack"
 
@@ -93,11 +106,7 @@ def page_level(
             reasons.append(reason)
     if not reached:
         _unrouted(incident, level, source_key, text, reason="; ".join(reasons) or f"no escalation contacts at L{level}")
-    due = [p.pk for p in pages if p.pk and p.due_at <= now]
-    if due:
-        from incidents.tasks import send_page
-
-        transaction.on_commit(lambda: [send_page.delay(pk) for pk in due])
+    _send_due(pages, now)
     return pages
 
 
@@ -130,13 +139,15 @@ def _page_contact(
 
 
 def _pages_for(
-    incident: Incident, level: int, source_key: str, text: str, *, user, via: str, now: datetime
+    incident: Incident | None, level: int | None, source_key: str, text: str, *, user, via: str, now: datetime, **kind
 ) -> list[Page]:
+    """A person's pages by their notification rules (none: e-mail at once); `kind` is an approval
+    page's purpose and link."""
     rules = list(NotificationRule.objects.filter(user=user).select_related("endpoint"))
     pages = []
     if not rules:
         if user.email:
-            pages.append(_page(incident, level, source_key, text, via=via, user=user, due_at=now))
+            pages.append(_page(incident, level, source_key, text, via=via, user=user, due_at=now, **kind))
         return pages
     for rule in rules:
         if rule.channel == PageChannel.EMAIL and not user.email:
@@ -145,16 +156,41 @@ def _pages_for(
             continue
         due_at = now + timedelta(minutes=rule.delay_minutes)
         pages.append(
-            _page(incident, level, source_key, text, via=via, user=user, channel=rule.channel, rule=rule, due_at=due_at)
+            _page(
+                incident,
+                level,
+                source_key,
+                text,
+                via=via,
+                user=user,
+                channel=rule.channel,
+                rule=rule,
+                due_at=due_at,
+                **kind,
+            )
         )
     return pages
 
 
 def _page(
-    incident, level, source_key, text, *, via, due_at, user=None, address="", channel=PageChannel.EMAIL, rule=None
+    incident,
+    level,
+    source_key,
+    text,
+    *,
+    via,
+    due_at,
+    user=None,
+    address="",
+    channel=PageChannel.EMAIL,
+    rule=None,
+    purpose=PagePurpose.ESCALATION,
+    link="",
 ):
     page = Page(
         incident=incident,
+        purpose=purpose,
+        link=link,
         level=level,
         source_key=source_key,
         text=text[:300],
@@ -193,11 +229,141 @@ def _unrouted(incident: Incident, level: int, source_key: str, text: str, *, rea
     metrics.pages_unrouted_total.labels(level=f"L{level}").inc()
 
 
+# --- approval pages ---------------------------------------------------------------------------
+
+_approval_checks: dict[str, Callable[[int], bool]] = {}
+
+
+def register_approval(prefix: str, is_waiting: Callable[[int], bool]) -> None:
+    """An app that pages for approvals names its pages' source keys `<prefix>:<pk>` and tells,
+    by pk, whether the approval still waits (a delayed page is cancelled when it no longer does)."""
+    _approval_checks[prefix] = is_waiting
+
+
+def _approval_waiting(source_key: str) -> bool:
+    prefix, _, pk = source_key.partition(":")
+    check = _approval_checks.get(prefix)
+    return check is None or not pk.isdigit() or check(int(pk))
+
+
+def approver_tiers(candidates: Iterable, *, requester=None, now: datetime | None = None) -> list[list[tuple]]:
+    """Who to page for an approval, as tiers of (user, why): among `candidates` (the people allowed
+    to approve) first everyone on call now in any schedule, then the others (at most
+    APPROVAL_PAGE_MAX of them). Admins first in each tier, then by username. Never the requester."""
+    now = now or timezone.now()
+    people = [u for u in candidates if u.is_active and (requester is None or u.pk != requester.pk)]
+    on_call: dict[int, str] = {}
+    schedules = with_rotations(Schedule.objects.order_by("name"), now, now + timedelta(microseconds=1))
+    for schedule, shift in on_call_now(schedules, now):
+        if shift is not None:
+            on_call.setdefault(shift.user.pk, f"on call: schedule {schedule.name}")
+    admins = set(users_who_respond(admins_only=True).values_list("pk", flat=True))
+    people.sort(key=lambda u: (u.pk not in admins, u.get_username()))
+    return [
+        [(u, on_call[u.pk]) for u in people if u.pk in on_call],
+        [(u, "approver") for u in people if u.pk not in on_call][:APPROVAL_PAGE_MAX],
+    ]
+
+
+def page_approvers(
+    candidates: Iterable, *, requester, what: str, text: str, link: str, source_key: str, incident=None
+) -> list[Page]:
+    """Page the people who may approve `what` (e.g. "step 3/5 Restart"), inside the caller's
+    transaction; due pages go after commit. The on-call approvers are paged; when none of them can
+    be reached, the other approvers. The incident's timeline (when there is one) says who was
+    paged, or that nobody could be: then an unrouted page row, a warning in the log and
+    `pages_unrouted_total{level="approval"}` say so too."""
+    now = timezone.now()
+    pages: list[Page] = []
+    reached, missed = [], []
+    for tier in approver_tiers(candidates, requester=requester, now=now):
+        for user, why in tier:
+            made = _pages_for(
+                incident, None, source_key, text, user=user, via=why, now=now, purpose=PagePurpose.APPROVAL, link=link
+            )
+            (reached if made else missed).append(user.get_username())
+            pages += made
+        if reached:
+            break
+    if not reached:
+        reason = "nobody other than the requester may approve it"
+        if missed:
+            reason = f"{', '.join(missed)} cannot be reached (no e-mail address or notification rule)"
+        _unrouted_approval(incident, source_key, text, what=what, reason=reason)
+    elif incident is not None:
+        body = f"Paged {', '.join(reached)} for approval of {what}."
+        TimelineEvent.record(incident, kind=EventKind.ESCALATION, body=body)
+    _send_due(pages, now)
+    return pages
+
+
+def _unrouted_approval(incident, source_key: str, text: str, *, what: str, reason: str) -> None:
+    logger.warning("nobody to page for approval of %s: %s", what, reason)
+    page = Page(
+        incident=incident,
+        purpose=PagePurpose.APPROVAL,
+        source_key=source_key,
+        text=text[:300],
+        via="",
+        channel=PageChannel.NONE,
+        state=PageState.UNROUTED,
+        error=reason,
+    )
+    try:
+        with transaction.atomic():
+            page.save()
+    except IntegrityError:
+        return  # already warned for this approval
+    metrics.pages_unrouted_total.labels(level="approval").inc()
+    if incident is not None:
+        TimelineEvent.record(
+            incident, kind=EventKind.ESCALATION, body=f"Nobody to page for approval of {what}: {reason}."
+        )
+
+
+def _send_due(pages: list[Page], now: datetime) -> None:
+    due = [p.pk for p in pages if p.pk and p.due_at <= now]
+    if due:
+        from incidents.tasks import send_page
+
+        transaction.on_commit(lambda: [send_page.delay(pk) for pk in due])
+
+
+# --- test pages -------------------------------------------------------------------------------
+
+
+def page_test(user, *, link: str) -> list[Page]:
+    """A test page to `user` by each of their rules at once, delays ignored (none: e-mail), so they
+    see that every channel reaches them; at most one a minute. [] when nothing could be written."""
+    now = timezone.now()
+    text = f"Test page from Ops Portal for {user.get_username()}: this channel reaches you."
+    with transaction.atomic():
+        pages = _pages_for(
+            None,
+            None,
+            f"test:{user.pk}:{now:%Y%m%d%H%M}",
+            text,
+            user=user,
+            via="test",
+            now=now,
+            purpose=PagePurpose.TEST,
+            link=link,
+        )
+        for page in pages:
+            if page.pk and page.due_at > now:
+                Page.objects.filter(pk=page.pk).update(due_at=now)
+                page.due_at = now
+        pages = [p for p in pages if p.pk]
+        _send_due(pages, now)
+    return pages
+
+
 # --- sending ----------------------------------------------------------------------------------
 
 
 def claim(page_id: int, now: datetime) -> Page | None:
-    """Take a due page for one attempt; cancel a delayed one whose incident was acknowledged."""
+    """Take a due page for one attempt; cancel a delayed one whose incident was acknowledged (or
+    whose approval was decided) before it was due."""
     with transaction.atomic():
         page = (
             Page.objects.select_for_update(of=("self",))
@@ -207,7 +373,7 @@ def claim(page_id: int, now: datetime) -> Page | None:
         )
         if page is None or page.state != PageState.PENDING or page.due_at > now:
             return None
-        if page.rule_id and page.rule.delay_minutes and page.incident.status != Status.TRIGGERED:
+        if page.rule_id and page.rule.delay_minutes and not _still_wanted(page):
             page.state = PageState.CANCELLED
             page.save(update_fields=["state"])
             return None
@@ -216,43 +382,68 @@ def claim(page_id: int, now: datetime) -> Page | None:
     return page
 
 
+def _still_wanted(page: Page) -> bool:
+    if page.purpose == PagePurpose.APPROVAL:
+        return _approval_waiting(page.source_key)
+    if page.purpose == PagePurpose.TEST:
+        return True
+    return page.incident.status == Status.TRIGGERED
+
+
 def send(page: Page, now: datetime) -> None:
     """One attempt; failures are retried with the webhooks' backoff for their retry window."""
-    from incidents.alerting.notify import email_for, incident_data, incident_url
-
-    text = page.text
-    notification = Notification(
-        event=PAGED,
-        text=text,
-        data={
-            "event": PAGED,
-            "text": text,
-            "occurred_at": now.isoformat(),
-            "incident": incident_data(page.incident),
-            "level": page.level,
-            "acknowledge_url": acknowledge_url(page),
-        },
-        url=incident_url(page.incident),
-        reference=page.incident.reference,
-        summary=page.incident.summary,
-    )
+    notification = _notification(page, now)
     if page.channel == PageChannel.WEBHOOK:
         _send_webhook(page, notification, now)
         return
-    mail = email_for(notification)  # a broken format still leaves a plain, one-line-subject e-mail
-    body = mail["body"]
-    link = acknowledge_url(page)
-    if link:
-        body += f"\nAcknowledge (one click, then confirm): {link}\nOpen the incident: {notification.url}\n"
     error, final = "", False
     try:
-        send_mail(mail["subject"], body, None, [page.user.email if page.user_id else page.address])
+        subject, body = _email(page, notification)
+        send_mail(subject, body, None, [page.user.email if page.user_id else page.address])
     except (SMTPException, OSError) as exc:  # the mail server may come back: retried with backoff
         error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:
         logger.exception("page %s could not be sent", page.pk)
         error, final = f"{type(exc).__name__}: {exc}", True
     _record(page, now, error, final=final)
+
+
+def _notification(page: Page, now: datetime) -> Notification:
+    from incidents.alerting.notify import incident_data, incident_url
+
+    incident = page.incident
+    if page.purpose == PagePurpose.TEST:
+        data = {"test": True, "rules_url": page.link}
+        event, url, reference, summary = TEST_PAGED, page.link, "", ""
+    elif page.purpose == PagePurpose.APPROVAL:
+        data = {"approval_url": page.link, "incident": incident_data(incident) if incident else None}
+        event, url, reference, summary = APPROVAL_PAGED, page.link, incident.reference if incident else "", ""
+    else:
+        data = {"incident": incident_data(incident), "level": page.level, "acknowledge_url": acknowledge_url(page)}
+        event, url, reference, summary = PAGED, incident_url(incident), incident.reference, incident.summary
+    data = {"event": event, "text": page.text, "occurred_at": now.isoformat(), **data}
+    return Notification(event=event, text=page.text, data=data, url=url, reference=reference, summary=summary)
+
+
+def _email(page: Page, notification: Notification) -> tuple[str, str]:
+    """Subject and body: an escalation page in the e-mail format plus its acknowledge link (a page
+    to a person; an address without an account gets the incident's link only); an approval page
+    with the link to decide it and no acknowledge link."""
+    from incidents.alerting.notify import email_for, incident_url
+
+    if page.purpose == PagePurpose.TEST:
+        return single_line(page.text), f"{page.text}\n\nYour notification rules: {page.link}\n"
+    if page.purpose == PagePurpose.APPROVAL:
+        body = f"{page.text}\n\nApprove or reject it here: {page.link}\n"
+        if page.incident_id:
+            body += f"Incident {page.incident.reference}: {incident_url(page.incident)}\n"
+        return single_line(page.text), body
+    mail = email_for(notification)  # a broken format still leaves a plain, one-line-subject e-mail
+    body = mail["body"]
+    link = acknowledge_url(page)
+    if link:
+        body += f"\nAcknowledge (one click, then confirm): {link}\nOpen the incident: {notification.url}\n"
+    return mail["subject"], body
 
 
 def _send_webhook(page: Page, notification: Notification, now: datetime) -> None:
@@ -263,7 +454,7 @@ def _send_webhook(page: Page, notification: Notification, now: datetime) -> None
     with transaction.atomic():
         delivery, _ = WebhookDelivery.objects.get_or_create(
             endpoint=endpoint,
-            event=PAGED,
+            event=notification.event,
             source_key=f"page:{page.pk}",
             defaults={
                 "incident": page.incident,
@@ -300,18 +491,26 @@ def _record(page: Page, now: datetime, error: str, *, final: bool = False) -> No
         record_failed(
             page.channel,
             incident_id=page.incident_id,
-            event=PAGED,
-            what=f"page {page.pk} at L{page.level}, {locked.attempts} attempt(s)",
+            event={PagePurpose.APPROVAL: APPROVAL_PAGED, PagePurpose.TEST: TEST_PAGED}.get(page.purpose, PAGED),
+            what=f"page {page.pk} {_which(page)}, {locked.attempts} attempt(s)",
             error=error,
         )
+
+
+def _which(page: Page) -> str:
+    """'at L1' for an escalation page, 'for approval' or 'for test page' otherwise."""
+    if page.purpose == PagePurpose.ESCALATION:
+        return f"at L{page.level}"
+    return f"for {page.get_purpose_display().lower()}"
 
 
 # --- acknowledge links ------------------------------------------------------------------------
 
 
 def acknowledge_url(page: Page) -> str:
-    """The one-click link of a page to a person ('' for an address without an account)."""
-    if not page.user_id:
+    """The one-click link of an escalation page to a person ('' for an address without an account,
+    and for an approval page: it is decided where its link leads)."""
+    if not page.user_id or page.purpose != PagePurpose.ESCALATION:
         return ""
     token = signing.dumps(
         {"p": page.pk, "u": page.user_id, "i": page.incident_id, "a": ACKNOWLEDGE}, salt=LINK_SALT, compress=True
@@ -332,7 +531,7 @@ def page_for_link(token: str, *, signed_in=None) -> Page:
         raise LinkInvalid("This is not a valid acknowledge link.")
     page = (
         Page.objects.select_related("incident", "user")
-        .filter(pk=data.get("p"), user_id=data.get("u"), incident_id=data.get("i"))
+        .filter(pk=data.get("p"), user_id=data.get("u"), incident_id=data.get("i"), purpose=PagePurpose.ESCALATION)
         .first()
     )
     if page is None or page.user is None or not page.user.is_active:

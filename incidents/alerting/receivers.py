@@ -26,7 +26,7 @@ def status_changed(sender, incident, previous, status, by, event, **kwargs) -> N
         if (
             by is not None
             and incident.commander_id is None
-            and Page.objects.filter(incident=incident, user=by).exists()
+            and Page.objects.escalations().filter(incident=incident, user=by).exists()
         ):
             incident.take_command(by=by, reason="acknowledged the page and became commander.")
     notify.notify_status_changed(incident, previous=previous, status=status, by=by, source_event=event)

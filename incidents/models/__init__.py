@@ -13,7 +13,7 @@ from incidents.models.incident import (
     TimelineEventRevision,
 )
 from incidents.models.notifications import WebhookDelivery, WebhookEndpoint
-from incidents.models.paging import NotificationRule, Page, PageChannel, PageState
+from incidents.models.paging import NotificationRule, Page, PageChannel, PagePurpose, PageState
 from incidents.models.report import ProblemReport
 from incidents.models.review import (
     ActionItem,
@@ -40,6 +40,7 @@ __all__ = [
     "NotificationRule",
     "Page",
     "PageChannel",
+    "PagePurpose",
     "PageState",
     "PostIncidentReview",
     "ProblemReport",

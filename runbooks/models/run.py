@@ -24,6 +24,7 @@ from opsportal.roles import is_responder
 from runbooks import parameters
 from runbooks.actions import ACTIONS
 from runbooks.actions.base import PORTAL_SERVICE, SETTING_LABELS
+from runbooks.approval_pages import page_step_approvers
 from runbooks.choices import (
     ACTIVE_RUN_STATES,
     FINISHED_RUN_STATES,
@@ -395,6 +396,8 @@ class RunbookRun(models.Model):
                 who = "another responder" if step.safety == Safety.DANGEROUS else "a responder"
                 why = "is dangerous" if step.safety == Safety.DANGEROUS else "changes state"
                 self._event(f"{self._label(current)} {why} and waits for approval by {who}.")
+                if step.safety == Safety.DANGEROUS:
+                    page_step_approvers(self, current)
             self._set_state(RunState.WAITING_APPROVAL)
             return
         if step.kind == StepKind.MANUAL:
@@ -721,6 +724,18 @@ class StepRun(models.Model):
 
     def output_hidden_from(self, user) -> bool:
         return self.output_private and not is_responder(user)
+
+    @classmethod
+    def awaits_approval(cls, pk: int) -> bool:
+        """Whether step run `pk` still waits for someone's approval (a delayed approval page is
+        cancelled once it does not)."""
+        return cls.objects.filter(
+            pk=pk,
+            state=StepState.PENDING,
+            approved_at__isnull=True,
+            approval_requested_at__isnull=False,
+            run__state=RunState.WAITING_APPROVAL,
+        ).exists()
 
     @property
     def waiting_for(self) -> str | None:

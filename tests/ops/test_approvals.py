@@ -63,8 +63,10 @@ def test_asking_stores_a_pending_request_with_its_dry_run_and_changes_nothing(ap
     )
     failed.refresh_from_db()
     assert failed.removed_at is None
-    assert "Dangerous ops action `remove_task`" in timeline(incident)[-1]
-    assert "waiting for another admin's approval: poison message" in timeline(incident)[-1]
+    # The request's entry, then the approval page's (no other admin here: nobody to page, said so).
+    assert "Dangerous ops action `remove_task`" in timeline(incident)[-2]
+    assert "waiting for another admin's approval: poison message" in timeline(incident)[-2]
+    assert timeline(incident)[-1].startswith("Nobody to page for approval of `remove_task`")
     listed = api_for("admin").get("/api/ops/requests?state=pending").json()
     assert [r["id"] for r in listed["results"]] == [body["id"]]
 

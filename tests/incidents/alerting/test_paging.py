@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from django.core import mail
 
+from incidents.alerting.paging import acknowledge_url
 from incidents.metrics import pages_unrouted_total
 from incidents.models import (
     EscalationContact,
@@ -245,3 +246,20 @@ def test_dashboard_shows_who_is_on_call(rotation, client, viewer):
         body = client.get("/").content.decode()
     assert "<td>Primary</td>" in body and "<strong>bob</strong>" in body
     assert "Nobody paged" not in body
+
+
+def test_an_email_only_contact_gets_the_incident_link_and_no_acknowledge_link(
+    rotation, django_capture_on_commit_callbacks, client
+):
+    """A raw address has no account the link could be bound to, so its page cannot acknowledge."""
+    EscalationContact.objects.create(level=1, email="noc@partner.example")
+    incident = declare(django_capture_on_commit_callbacks)
+    [noc] = [m for m in mail.outbox if m.to == ["noc@partner.example"]]
+    assert "/incidents/page/" not in noc.body and "Acknowledge" not in noc.body
+    assert f"/incidents/{incident.pk}/" in noc.body
+    page = Page.objects.get(incident=incident, address="noc@partner.example")
+    assert page.user is None and page.state == "sent"
+    assert acknowledge_url(page) == ""
+    # bob, paged through the schedule, still gets his own link.
+    [bobs] = [m for m in mail.outbox if m.to == ["bob@example.com"]]
+    assert "Acknowledge (one click, then confirm)" in bobs.body
