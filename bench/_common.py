@@ -155,13 +155,13 @@ def request(port: int, method: str, path: str, body: bytes | None = None, header
         conn.close()
 
 
-def alertmanager_payload(group_key: str, alertname: str, alerts: int, *, tag: str = "") -> bytes:
+def alertmanager_payload(group_key: str, alertname: str, alerts: int, *, tag: str = "", note: str = "") -> bytes:
     """An Alertmanager webhook notification of `alerts` firing alerts in one group."""
     rows = [
         {
             "status": "firing",
             "labels": {"alertname": alertname, "group": group_key, "instance": f"host-{n}:9100", "severity": "high"},
-            "annotations": {"summary": f"{alertname} on {group_key}", "description": "synthetic load"},
+            "annotations": {"summary": f"{alertname} on {group_key}", "description": f"synthetic load {note}".strip()},
             "startsAt": "2026-01-01T10:00:00Z",
             "endsAt": "0001-01-01T00:00:00Z",
             "generatorURL": "http://prometheus.example:9090/graph?g0.expr=up",

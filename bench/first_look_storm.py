@@ -87,6 +87,10 @@ class Result:
     missing_incident: int = 0
     missing_first_look: int = 0
     run_states: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    load: tuple[str, str] = ("", "")
+    floor_latency: list[float] = field(default_factory=list)
+    floor_drain: float | None = None
+    floor_tasks: int = 0
 
 
 def start_health_server() -> tuple[subprocess.Popen, int]:
@@ -269,9 +273,43 @@ def _run_breakdown(result: Result, item: Post, visible: float, run, steps: list,
                 add["step task - action (bookkeeping)"].append(task_time - duration_ms / 1000)
 
 
+def floor(result: Result, redis_client) -> None:
+    """The baseline in the same run: one no-op task at a time (latency), then as many no-op tasks
+    as the scenario ran, all at once (drain time), through the same worker and broker."""
+    from opsportal.celery import app
+
+    def wait(count: int) -> list[dict]:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            records = [r for r in task_clock(redis_client) if r["name"] == "bench.noop"]
+            if len(records) >= count:
+                return records
+            time.sleep(0.01)
+        raise SystemExit("the worker did not run the no-op tasks within 300 s")
+
+    for _ in range(10):
+        redis_client.delete(_common.TASK_CLOCK_KEY)
+        sent = time.time()
+        app.send_task("bench.noop")
+        result.floor_latency.append(wait(1)[0]["finished"] - sent)
+    if not result.name.startswith("storm"):
+        return
+    result.floor_tasks = sum(len(v) for v in result.tasks.values())
+    redis_client.delete(_common.TASK_CLOCK_KEY)
+    sent = time.time()
+    for _ in range(result.floor_tasks):
+        app.send_task("bench.noop")
+    result.floor_drain = max(r["finished"] for r in wait(result.floor_tasks)) - sent
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def run_scenario(name: str, count: int, args, port: int, path: str, redis_client) -> Result:
     kind, _, interval = SCENARIOS[name]
     redis_client.delete(_common.TASK_CLOCK_KEY)
+    load_before = loadavg()
     started = time.monotonic()
     if kind == "steady":
         posts = send_steady(port, path, name, count, interval, args.alerts)
@@ -281,6 +319,8 @@ def run_scenario(name: str, count: int, args, port: int, path: str, redis_client
     result = Result(name=name, posts=posts, duration=time.monotonic() - started)
     time.sleep(1)  # the last task's postrun record follows its commit
     collect(result, task_clock(redis_client))
+    result.load = (load_before, loadavg())
+    floor(result, redis_client)
     return result
 
 
@@ -312,11 +352,24 @@ def report(results: list[Result], args) -> None:
         states = ", ".join(f"{s} {n}" for s, n in sorted(r.run_states.items()))
         print(f"  first-look runs: {states or 'none'}; without incident {r.missing_incident}, "
               f"without finished first look {r.missing_first_look}; scenario took {r.duration:.1f} s")  # fmt: skip
+        print(f"  load average (1, 5, 15 min) before {r.load[0]}, after {r.load[1]} (2 cores, shared)")
+        _print_floor(r)
         if r.name in TARGETS and not args.quick:
             _, q, limit = TARGETS[r.name]
             value = _common.percentile(r.done, q)
             verdict = "met" if value is not None and value <= limit and not r.missing_first_look else "NOT met"
             print(f"  target: first look done p{q} <= {_ms(limit)} -> {_ms(value) if value else '-'}: {verdict}")
+
+
+def _print_floor(r: Result) -> None:
+    latency = statistics.median(r.floor_latency) if r.floor_latency else None
+    done = statistics.median(r.done) if r.done else None
+    if latency and done:
+        print(f"  floor: a no-op task alone, send -> done p50 {_ms(latency)}; first look done p50 / that = "
+              f"{done / latency:.0f}")  # fmt: skip
+    if r.floor_drain and r.done:
+        print(f"  floor: {r.floor_tasks} no-op tasks (as many as the scenario ran) sent at once drain in "
+              f"{_ms(r.floor_drain)}; first look done max / that = {max(r.done) / r.floor_drain:.1f}")  # fmt: skip
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ import os
 import time
 
 import redis
+from celery import shared_task
 from celery.signals import task_postrun, task_prerun
 
 _started: dict[str, float] = {}
@@ -36,3 +37,8 @@ def _postrun(task_id=None, task=None, args=None, state=None, **kwargs):
     record = {"name": getattr(task, "name", ""), "arg": first if isinstance(first, (int, str)) else None}
     record.update(started=started, finished=time.time(), state=state, pid=os.getpid())
     _redis().rpush(KEY, json.dumps(record))
+
+
+@shared_task(name="bench.noop", ignore_result=True)
+def noop() -> None:
+    """The floor: a task that does nothing, through the same worker and broker."""
