@@ -70,7 +70,7 @@ class Load:
         if self.post_every and n % self.post_every == 0:
             self._post(n)
         else:
-            self._get(n)
+            self._get()
 
     def _post(self, n: int) -> None:
         posted = n // self.post_every
@@ -83,7 +83,7 @@ class Load:
         body = _common.alertmanager_payload(group, first_look_storm.ALERTNAME, 2, tag=str(n % 3), note=str(n))
         self._send("POST", self.intake, body, {"Content-Type": "application/json"}, "intake POST")
 
-    def _get(self, n: int) -> None:
+    def _get(self) -> None:
         from incidents.models import Incident
 
         n = next(self.gets)
