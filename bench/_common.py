@@ -100,16 +100,19 @@ def start_web(env: dict, port: int, workers: int = 2) -> subprocess.Popen:
     log = _log(env, "web")
     web = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if web.poll() is not None:
-            raise SystemExit(f"gunicorn exited; see {log.name}")
-        try:
-            if request(port, "GET", "/health", timeout=2)[0] == 200:
-                return web
-        except OSError:
-            time.sleep(0.3)
-    stop(web)
-    raise SystemExit("gunicorn did not answer /health within 60 s")
+    try:
+        while time.monotonic() < deadline:
+            if web.poll() is not None:
+                raise SystemExit(f"gunicorn exited; see {log.name}")
+            try:
+                if request(port, "GET", "/health", timeout=2)[0] == 200:
+                    return web
+            except OSError:
+                time.sleep(0.3)
+        raise SystemExit("gunicorn did not answer /health within 60 s")
+    except BaseException:  # interrupted too: gunicorn must not outlive the benchmark
+        stop(web)
+        raise
 
 
 def start_worker(env: dict, concurrency: int = 2) -> tuple[subprocess.Popen, str]:
@@ -124,10 +127,13 @@ def start_worker(env: dict, concurrency: int = 2) -> tuple[subprocess.Popen, str
     log = _log(env, "worker")
     worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 60
-    while not app.control.ping(destination=[name], timeout=0.5):
-        if time.monotonic() > deadline or worker.poll() is not None:
-            stop(worker)
-            raise SystemExit(f"the Celery worker did not start within 60 s; see {log.name}")
+    try:
+        while not app.control.ping(destination=[name], timeout=0.5):
+            if time.monotonic() > deadline or worker.poll() is not None:
+                raise SystemExit(f"the Celery worker did not start within 60 s; see {log.name}")
+    except BaseException:  # interrupted too: the worker must not outlive the benchmark
+        stop(worker)
+        raise
     return worker, name
 
 

@@ -262,6 +262,8 @@ def _run_breakdown(result: Result, item: Post, visible: float, run, steps: list,
         queued = seconds(step.enqueued_at) or created
         if step.started_at is not None:
             add["step queue wait"].append(seconds(step.started_at) - queued)
+            if step.finished_at is not None:
+                add["step started -> finished (rows)"].append(seconds(step.finished_at) - seconds(step.started_at))
         duration_ms = (step.result or {}).get("duration_ms") if isinstance(step.result, dict) else None
         records = step_tasks.get(step.pk, [])
         task_time = sum(r["finished"] - r["started"] for r in records) if records else None
@@ -334,6 +336,26 @@ def _ms(value: float) -> str:
     return f"{value * 1000:.0f}ms" if abs(value) < 1 else f"{value:.2f}s"
 
 
+def report_scenario(r: Result, args) -> None:
+    """One scenario's breakdown, printed as soon as it ends (a long storm may be interrupted)."""
+    print(f"\n{r.name}: breakdown from row timestamps and the worker's task clock   p50      p95      max")
+    for label, values in r.breakdown.items():
+        print(f"  {label:60} {fmt(values)}  (n={len(values)})")
+    for name, values in sorted(r.tasks.items()):
+        print(f"  {'task ' + name:60} {fmt(values)}  (n={len(values)})")
+    states = ", ".join(f"{s} {n}" for s, n in sorted(r.run_states.items()))
+    print(f"  first-look runs: {states or 'none'}; without incident {r.missing_incident}, "
+          f"without finished first look {r.missing_first_look}; scenario took {r.duration:.1f} s")  # fmt: skip
+    print(f"  load average (1, 5, 15 min) before {r.load[0]}, after {r.load[1]} (2 cores, shared)")
+    _print_floor(r)
+    if r.name in TARGETS and not args.quick:
+        _, q, limit = TARGETS[r.name]
+        value = _common.percentile(r.done, q)
+        verdict = "met" if value is not None and value <= limit and not r.missing_first_look else "NOT met"
+        print(f"  target: first look done p{q} <= {_ms(limit)} -> {_ms(value) if value else '-'}: {verdict}")
+    sys.stdout.flush()
+
+
 def report(results: list[Result], args) -> None:
     print(f"\nfirst look storm: gunicorn {args.web_workers} workers, Celery 1 worker x {args.concurrency} prefork, ")
     print(f"PostgreSQL + Redis, {args.alerts} alerts per POST, first look = 4 read-only checks (HTTP, 2 SQL, Redis)")
@@ -343,22 +365,6 @@ def report(results: list[Result], args) -> None:
     for r in results:
         ok = sum(1 for p in r.posts if 200 <= p.status < 300)
         print(f"{r.name:10} {len(r.posts):>5} {ok:>4} | {fmt(r.visible)} | {fmt(r.done)}")
-    for r in results:
-        print(f"\n{r.name}: breakdown from row timestamps and the worker's task clock   p50      p95      max")
-        for label, values in r.breakdown.items():
-            print(f"  {label:60} {fmt(values)}  (n={len(values)})")
-        for name, values in sorted(r.tasks.items()):
-            print(f"  {'task ' + name:60} {fmt(values)}  (n={len(values)})")
-        states = ", ".join(f"{s} {n}" for s, n in sorted(r.run_states.items()))
-        print(f"  first-look runs: {states or 'none'}; without incident {r.missing_incident}, "
-              f"without finished first look {r.missing_first_look}; scenario took {r.duration:.1f} s")  # fmt: skip
-        print(f"  load average (1, 5, 15 min) before {r.load[0]}, after {r.load[1]} (2 cores, shared)")
-        _print_floor(r)
-        if r.name in TARGETS and not args.quick:
-            _, q, limit = TARGETS[r.name]
-            value = _common.percentile(r.done, q)
-            verdict = "met" if value is not None and value <= limit and not r.missing_first_look else "NOT met"
-            print(f"  target: first look done p{q} <= {_ms(limit)} -> {_ms(value) if value else '-'}: {verdict}")
 
 
 def _print_floor(r: Result) -> None:
@@ -402,6 +408,7 @@ def main() -> None:
                 count = QUICK[name] if args.quick else SCENARIOS[name][1]
                 print(f"running {name}: {count} new alert groups ...", flush=True)
                 results.append(run_scenario(name, count, args, args.port, path, redis_client))
+                report_scenario(results[-1], args)
             report(results, args)
         finally:
             _common.stop(web, worker)
