@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 OPSPORTAL_PORT ?= 8000
 export HOST OPSPORTAL_PORT
 
-.PHONY: run test install install-dev lint format bench bench-alerts bench-runbooks clean
+.PHONY: run test install install-dev lint format bench bench-alerts bench-runbooks bench-storm bench-memory clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Ops Portal needs Python 3.11 or newer")'
@@ -62,6 +62,14 @@ bench-alerts: $(VENV)/.installed-dev
 # Needs REDIS_URL (and DATABASE_URL for PostgreSQL): runbook runs through a real worker.
 bench-runbooks: $(VENV)/.installed-dev
 	$(BIN)/python bench/runbook_runs.py
+
+# Needs DATABASE_URL (PostgreSQL) and REDIS_URL: alert storms to first looks done (BENCH_ARGS="--quick").
+bench-storm: $(VENV)/.installed-dev
+	$(BIN)/python bench/first_look_storm.py $(BENCH_ARGS)
+
+# Needs DATABASE_URL (PostgreSQL) and REDIS_URL: RSS of web and worker processes across 10 000 requests.
+bench-memory: $(VENV)/.installed-dev
+	$(BIN)/python bench/memory.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
