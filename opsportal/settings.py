@@ -191,7 +191,12 @@ CELERY_TASK_TIME_LIMIT = 90
 # (django-celery-beat); ops/migrations/0002_periodic_tasks.py seeds them. Settings hold none on
 # purpose: the DatabaseScheduler writes every CELERY_BEAT_SCHEDULE entry over its row at each
 # beat start, which would silently undo an admin's change of interval, crontab or arguments.
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler, riding out database outages (opsportal/beat.py).
+CELERY_BEAT_SCHEDULER = "opsportal.beat:DatabaseScheduler"
+BEAT_RESYNC_SECONDS = env_int("BEAT_RESYNC_SECONDS", 300, minimum=1)  # full re-read of the schedule
+# Periodic tasks (by name) that beat sends at once when the database answers again after an outage.
+BEAT_RUN_AFTER_OUTAGE = ("requeue-alert-deliveries",)
+BEAT_DB_RETRY_MAX = env_int("BEAT_DB_RETRY_MAX", 30, minimum=1)  # seconds between tries while the database is down
 CELERY_BEAT_SCHEDULE: dict = {}
 # No result backend (results are ignored), so nothing expires: without this, beat would add a
 # "celery.backend_cleanup" row that runs a no-op every night at 04:00.
