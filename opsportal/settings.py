@@ -176,6 +176,8 @@ else:
         # in flight (opsportal/broker.py says how it died before).
         CELERY_BROKER_TRANSPORT = "opsportal.broker:RedisTransport"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Reconnect to the broker for as long as it is down (Celery's default gives up after 100 tries).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Publishing from a request (opsportal.broker.publish): connect/socket timeout, no retries.
 BROKER_PUBLISH_TIMEOUT = DEPENDENCY_TIMEOUT
 BROKER_PUBLISH_POOL_SIZE = 10
