@@ -10,6 +10,7 @@ by hand without racing a hidden queued retry.
 
 import logging
 import random
+from contextlib import suppress
 from datetime import timedelta
 from smtplib import SMTPException
 
@@ -109,7 +110,11 @@ def requeue_alert_deliveries() -> int:
     """Queue again the stored deliveries whose queue message was lost (broker restart, 503 path),
     and at once those whose retries were spent during a database outage."""
     now = timezone.now()
-    gave_up = cache.get(GAVE_UP_KEY) or []
+    try:
+        gave_up = cache.get(GAVE_UP_KEY) or []
+    except Exception as exc:  # noqa: BLE001 - without the cache the age threshold alone decides
+        logger.warning("could not read the deliveries that gave up: %s", exc)
+        gave_up = []
     pending = AlertDelivery.objects.filter(state=DeliveryState.PENDING)
     stale = list(
         pending.filter(Q(enqueued_at__lt=now - REQUEUE_AFTER) | Q(pk__in=gave_up)).values_list("pk", flat=True)[
@@ -120,7 +125,8 @@ def requeue_alert_deliveries() -> int:
     for pk in stale:
         process_alert_delivery.delay(pk)
     if gave_up:
-        cache.delete(GAVE_UP_KEY)
+        with suppress(Exception):  # a delivery noted meanwhile waits for the age threshold at worst
+            cache.delete(GAVE_UP_KEY)
     return len(stale)
 
 
