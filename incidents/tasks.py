@@ -9,13 +9,17 @@ by hand without racing a hidden queued retry.
 """
 
 import logging
+import random
+from contextlib import suppress
 from datetime import timedelta
 from smtplib import SMTPException
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import send_mail
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
+from django.db.models import Q
 from django.utils import timezone
 
 from incidents import metrics
@@ -65,24 +69,64 @@ def mark_overdue_reviews() -> int:
     return notified
 
 
-# Deadlocks and serialisation failures are retried; the work is idempotent.
-@shared_task(autoretry_for=(OperationalError,), retry_backoff=2, max_retries=5)
-def process_alert_delivery(delivery_id: int) -> None:
-    intake.apply_delivery(delivery_id)
+# Deadlocks, serialisation failures and database outages are retried; the work is idempotent.
+# The back-off (5 s doubled up to 120 s, each wait drawn between its half and its whole) spreads
+# the retries over 6 to 12 minutes, so an outage of a few minutes is ridden out by the retries
+# alone. A delivery whose retries are spent is noted in the cache (Redis usually outlives a
+# database outage) and the next sweep queues it at once, whatever its age (README "Outages").
+DELIVERY_RETRIES = 10
+DELIVERY_BACKOFF, DELIVERY_BACKOFF_MAX = 5, 120
+GAVE_UP_KEY = "intake:deliveries-gave-up"
+
+
+def delivery_backoff(retries: int) -> float:
+    """Seconds before retry number `retries` + 1."""
+    ceiling = min(DELIVERY_BACKOFF * 2**retries, DELIVERY_BACKOFF_MAX)
+    return random.uniform(ceiling / 2, ceiling)  # jitter, not security
+
+
+@shared_task(bind=True, max_retries=DELIVERY_RETRIES)
+def process_alert_delivery(self, delivery_id: int) -> None:
+    try:
+        intake.apply_delivery(delivery_id)
+    except (OperationalError, InterfaceError) as exc:
+        if self.request.retries >= self.max_retries:
+            _gave_up(delivery_id)
+            raise
+        raise self.retry(exc=exc, countdown=delivery_backoff(self.request.retries)) from exc
+
+
+def _gave_up(delivery_id: int) -> None:
+    logger.error("alert delivery %s: retries spent; the next sweep queues it again", delivery_id)
+    try:
+        noted = cache.get(GAVE_UP_KEY) or []
+        cache.set(GAVE_UP_KEY, sorted({*noted, delivery_id})[-SWEEP_BATCH:], timeout=None)
+    except Exception as exc:  # noqa: BLE001 - without the cache, the sweep's age threshold still finds it
+        logger.warning("could not note alert delivery %s for the sweep: %s", delivery_id, exc)
 
 
 @shared_task
 def requeue_alert_deliveries() -> int:
-    """Queue again the stored deliveries whose queue message was lost (broker restart, 503 path)."""
+    """Queue again the stored deliveries whose queue message was lost (broker restart, 503 path),
+    and at once those whose retries were spent during a database outage."""
     now = timezone.now()
+    try:
+        gave_up = cache.get(GAVE_UP_KEY) or []
+    except Exception as exc:  # noqa: BLE001 - without the cache the age threshold alone decides
+        logger.warning("could not read the deliveries that gave up: %s", exc)
+        gave_up = []
+    pending = AlertDelivery.objects.filter(state=DeliveryState.PENDING)
     stale = list(
-        AlertDelivery.objects.filter(state=DeliveryState.PENDING, enqueued_at__lt=now - REQUEUE_AFTER).values_list(
-            "pk", flat=True
-        )[:SWEEP_BATCH]
+        pending.filter(Q(enqueued_at__lt=now - REQUEUE_AFTER) | Q(pk__in=gave_up)).values_list("pk", flat=True)[
+            :SWEEP_BATCH
+        ]
     )
     AlertDelivery.objects.filter(pk__in=stale).update(enqueued_at=now)
     for pk in stale:
         process_alert_delivery.delay(pk)
+    if gave_up:
+        with suppress(Exception):  # a delivery noted meanwhile waits for the age threshold at worst
+            cache.delete(GAVE_UP_KEY)
     return len(stale)
 
 

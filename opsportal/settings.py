@@ -12,6 +12,8 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from opsportal.env import (
     env_bool,
@@ -106,6 +108,10 @@ if DATABASE_URL:
         raise ImproperlyConfigured(f"DATABASE_URL cannot be used: {exc}") from None
 else:
     _db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "opsportal.sqlite3")}
+if _db["ENGINE"] == "django.db.backends.postgresql":
+    # A database host that does not answer (not one that refuses) fails a connection in seconds,
+    # not after the kernel's TCP timeout of minutes (README "Outages"). libpq's minimum is 2 s.
+    _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=2))
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + IMMEDIATE lets the web server, the worker and beat share one file without
     # "database is locked" errors on concurrent writes.
@@ -120,6 +126,9 @@ DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (shared across processes in both setups) -----------------------------------------
+# Seconds a request waits for Redis (cache, broker publish) before it gives up: outages answer
+# fast (README "Outages"). The database's connect timeout is libpq's, at least 2 s.
+DEPENDENCY_TIMEOUT = env_int("DEPENDENCY_TIMEOUT_MS", 1000, minimum=100, maximum=30_000) / 1000
 REDIS_URL = env_url("REDIS_URL", {"redis", "rediss", "unix"})
 if REDIS_URL:
     CACHES = {
@@ -127,7 +136,13 @@ if REDIS_URL:
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "opsportal",
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+            # Bounded, so a request that reads the cache while Redis is down fails within a
+            # second instead of hanging (README "Outages"); no retries on a refused connection.
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": DEPENDENCY_TIMEOUT,
+                "SOCKET_TIMEOUT": DEPENDENCY_TIMEOUT,
+                "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 0)},
+            },
         }
     }
 else:
@@ -156,7 +171,16 @@ if not CELERY_BROKER_URL:
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    if CELERY_BROKER_URL.split("://", 1)[0] in {"redis", "rediss"}:
+        # kombu's Redis transport with one fix: a worker survives Redis dropping while a task is
+        # in flight (opsportal/broker.py says how it died before).
+        CELERY_BROKER_TRANSPORT = "opsportal.broker:RedisTransport"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Reconnect to the broker for as long as it is down (Celery's default gives up after 100 tries).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Publishing from a request (opsportal.broker.publish): connect/socket timeout, no retries.
+BROKER_PUBLISH_TIMEOUT = DEPENDENCY_TIMEOUT
+BROKER_PUBLISH_POOL_SIZE = 10
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -169,7 +193,12 @@ CELERY_TASK_TIME_LIMIT = 90
 # (django-celery-beat); ops/migrations/0002_periodic_tasks.py seeds them. Settings hold none on
 # purpose: the DatabaseScheduler writes every CELERY_BEAT_SCHEDULE entry over its row at each
 # beat start, which would silently undo an admin's change of interval, crontab or arguments.
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler, riding out database outages (opsportal/beat.py).
+CELERY_BEAT_SCHEDULER = "opsportal.beat:DatabaseScheduler"
+BEAT_RESYNC_SECONDS = env_int("BEAT_RESYNC_SECONDS", 300, minimum=1)  # full re-read of the schedule
+# Periodic tasks (by name) that beat sends at once when the database answers again after an outage.
+BEAT_RUN_AFTER_OUTAGE = ("requeue-alert-deliveries",)
+BEAT_DB_RETRY_MAX = env_int("BEAT_DB_RETRY_MAX", 30, minimum=1)  # seconds between tries while the database is down
 CELERY_BEAT_SCHEDULE: dict = {}
 # No result backend (results are ignored), so nothing expires: without this, beat would add a
 # "celery.backend_cleanup" row that runs a no-op every night at 04:00.

@@ -42,6 +42,7 @@ from incidents.models import (
     TimelineEvent,
 )
 from incidents.models.alerts import hash_group_key
+from opsportal import broker
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def _queue(delivery: AlertDelivery) -> None:
     from incidents.tasks import process_alert_delivery
 
     try:
-        process_alert_delivery.apply_async((delivery.pk,), retry=False)
+        broker.publish(process_alert_delivery, (delivery.pk,))
     except Exception as exc:
         logger.warning("alert delivery %s stored but not queued: %s", delivery.pk, exc)
         raise QueueUnavailable(str(exc)) from exc

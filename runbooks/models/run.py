@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from incidents.choices import EventKind
 from incidents.models import Incident, Service, TimelineEvent
+from opsportal import broker
 from opsportal.errors import BadParameters, Conflict, DomainError, InvalidTransition
 from opsportal.roles import is_responder
 from runbooks import parameters
@@ -781,7 +782,8 @@ class StepRun(models.Model):
 
         def publish():
             try:
-                run_step.apply_async(
+                broker.publish(
+                    run_step,
                     (step_run_id, attempt),
                     countdown=countdown or None,
                     soft_time_limit=timeout + SOFT_LIMIT_MARGIN,

@@ -1,0 +1,103 @@
+"""The broker as the portal's processes use it: a bounded publish for request paths, and the Redis
+transport with the fix that keeps a worker alive when Redis drops a connection.
+
+`publish()` is what a web request calls to queue a task. Celery's own `apply_async(retry=False)`
+still goes through kombu's connection establishment, which retries for several seconds when the
+broker is down (6.7 s measured with Redis stopped): one intake POST then holds a web worker that
+long. `publish()` uses connections of its own (a small pool per process) with connect and socket
+timeouts of BROKER_PUBLISH_TIMEOUT seconds and no retries, and raises at once when the broker does
+not answer; the caller decides what the request answers (the intake: 503 with Retry-After, the
+delivery stays stored and the sweep queues it).
+"""
+
+import logging
+import os
+from queue import Empty
+
+from django.conf import settings
+from kombu.transport import redis as kombu_redis
+
+logger = logging.getLogger(__name__)
+
+_pools: dict = {}
+
+
+def _bounded_options() -> dict:
+    timeout = settings.BROKER_PUBLISH_TIMEOUT
+    return {
+        "max_retries": 0,  # kombu's ensure_connection: one attempt
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+        "retry_on_timeout": False,
+    }
+
+
+def _pool(app):
+    """One pool per process and broker URL (a forked web worker must not share its parent's sockets)."""
+    url = app.conf.broker_write_url or app.conf.broker_url
+    key = (os.getpid(), url)
+    pool = _pools.get(key)
+    if pool is None:
+        options = {**(app.conf.broker_transport_options or {}), **_bounded_options()}
+        connection = app.connection_for_write(
+            url, transport_options=options, connect_timeout=settings.BROKER_PUBLISH_TIMEOUT
+        )
+        pool = _pools[key] = connection.Pool(limit=settings.BROKER_PUBLISH_POOL_SIZE)
+    return pool
+
+
+def publish(task, args=(), kwargs=None, **options):
+    """Queue `task` now, or raise within about BROKER_PUBLISH_TIMEOUT seconds if the broker is down."""
+    pool = _pool(task.app)
+    with pool.acquire(block=True, timeout=settings.BROKER_PUBLISH_TIMEOUT) as connection:
+        try:
+            return task.apply_async(args, kwargs, connection=connection, retry=False, **options)
+        except Exception:
+            # The connection may be half-open: close it, so the next publish connects afresh.
+            connection.collect()
+            raise
+
+
+def ping(app) -> None:
+    """Raise unless the broker answers within the bounded timeouts (the readiness probe).
+
+    A fresh connection, not one from the pool: opening it is the round trip that proves the broker
+    answers (kombu's Redis channel pings on creation; AMQP opens a channel)."""
+    url = app.conf.broker_write_url or app.conf.broker_url
+    options = {**(app.conf.broker_transport_options or {}), **_bounded_options()}
+    timeout = settings.BROKER_PUBLISH_TIMEOUT
+    with app.connection_for_write(url, transport_options=options, connect_timeout=timeout) as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
+        _ = connection.default_channel
+
+
+class RedisChannel(kombu_redis.Channel):
+    """kombu 5.7.0's Redis channel, closing cleanly when Redis is gone.
+
+    When Redis drops while a worker waits in BRPOP (a restart, with a task in flight), Celery's
+    consumer collects the connection: `Channel.close()` first reads the pending BRPOP reply, which
+    raises ConnectionError, so the close stops before the channel is marked closed; kombu then
+    drops the transport's client. Celery's second close of the same channel tries to restore the
+    unacknowledged messages through a client it can no longer build and dies with
+    `AttributeError: 'NoneType' object has no attribute 'hostname'`, an "Unrecoverable error"
+    that stops the worker. Here a connection error on that read is the outage itself: it is
+    logged and the close goes on, so the channel closes while it still can (its unacked messages
+    stay in Redis, where another consumer restores them after the visibility timeout) and the
+    consumer reconnects. Reproduced and tested in tests/opsportal/test_broker_outage.py.
+    """
+
+    def close(self):
+        if self._in_poll and not self.closed:
+            try:
+                self._brpop_read()
+            except Empty:
+                pass
+            except self.connection_errors as exc:
+                logger.warning("broker connection lost while closing the channel: %r", exc)
+        super().close()
+
+
+class RedisTransport(kombu_redis.Transport):
+    """The Redis transport with RedisChannel (settings.CELERY_BROKER_TRANSPORT names it)."""
+
+    Channel = RedisChannel
