@@ -154,8 +154,18 @@ if not CELERY_BROKER_URL:
         "store_processed": False,
         "polling_interval": 0.2,  # a directory scan is cheap; runbook steps should not wait a second each
     }
+elif CELERY_BROKER_URL.startswith(("redis", "rediss", "unix")):
+    # Redis has no acks: a message a worker took and never acked (acks_late, the worker died) goes
+    # back to its queue after this many seconds. Keep it above the longest task (90 s) and countdown
+    # (eta tasks are held unacked too): below that, a running task is handed to a second worker
+    # (the step and delivery claims stop it from running twice, but it costs a wasted attempt).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)}
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # RabbitMQ redelivers an unacked message as soon as the consumer's connection closes (a worker
+    # killed mid-task), so no visibility timeout. Its consumer_timeout (30 min by default) closes
+    # the channel of a worker holding a message unacked longer than that: our task time limit is
+    # 90 s, and a countdown or eta (held unacked until due) must stay under it (README "Deploying").
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

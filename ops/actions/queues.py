@@ -88,14 +88,34 @@ def _broker_error(exc: Exception) -> TransientError:
     return TransientError(f"The broker is not reachable: {type(exc).__name__}: {exc}")
 
 
+def _never_declared(exc: Exception) -> bool:
+    """The broker does not know the queue: RabbitMQ's 404 NOT_FOUND (which also closes the channel),
+    kombu's virtual transports' "no queue"."""
+    return "NOT_FOUND" in str(exc) or "no queue" in str(exc).lower()
+
+
 def waiting(app: Celery, queue: str) -> int:
-    """Messages on the broker for `queue` (a queue never used counts as empty)."""
+    """Messages on the broker for `queue` (a queue never used counts as empty). Works on Redis, AMQP
+    (RabbitMQ: a passive declare, which counts only ready messages, not those a worker holds unacked)
+    and the filesystem transport."""
     with app.connection_for_read() as conn:
         channel = conn.default_channel
         try:
             return channel.queue_declare(queue, passive=True).message_count
         except Exception as exc:
-            if "NOT_FOUND" in str(exc) or "no queue" in str(exc).lower():
+            if _never_declared(exc):
+                return 0
+            raise
+
+
+def purge(app: Celery, queue: str) -> int:
+    """Deletes the messages waiting on `queue`; a queue the broker never saw holds none (RabbitMQ
+    refuses to purge it with NOT_FOUND, Redis answers 0)."""
+    with app.connection_for_write() as conn:
+        try:
+            return conn.default_channel.queue_purge(queue) or 0
+        except Exception as exc:
+            if _never_declared(exc):
                 return 0
             raise
 
@@ -277,8 +297,7 @@ def _purge_run(params: dict, target: Target, timeout: float) -> CheckResult:
                 f"Dry run: would delete the {count} message(s) waiting on {queue}.",
                 data={"dry_run": True, "queue": queue, "waiting": count},
             )
-        with app.connection_for_write() as conn:
-            purged = conn.default_channel.queue_purge(queue) or 0
+        purged = purge(app, queue)
     except (KombuOperationalError, OSError) as exc:
         raise _broker_error(exc) from None
     summary = f"Purged {purged} message(s) from {queue}."
