@@ -369,6 +369,17 @@ if METRICS_GUARD == "secret" and len(METRICS_GUARD_SECRET) < 16:
 if METRICS_GUARD == "cidr" and not METRICS_GUARD_ALLOWLIST:
     raise ImproperlyConfigured("METRICS_GUARD=cidr needs METRICS_GUARD_ALLOWLIST (e.g. 10.0.0.0/8).")
 PROMETHEUS_EXPORT_MIGRATIONS = False
+# A Celery worker's own /metrics (opsportal/metrics.py start_worker_exporter): on this port of this
+# address, served by the worker's main process for its pool children (README "Deploying > Metrics").
+# Off (0) unless set; set it on workers only. Nothing guards it but the bind address: keep it on a
+# private interface the Prometheus server reaches.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0, maximum=65535)
+WORKER_METRICS_ADDR = env_str("WORKER_METRICS_ADDR", "127.0.0.1")
+if WORKER_METRICS_PORT and not env_str("PROMETHEUS_MULTIPROC_DIR"):
+    raise ImproperlyConfigured(
+        "WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR: an empty directory of the worker's own, so its"
+        " pool processes' metrics reach the exporter."
+    )
 
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]  # probes and scrapes inside the network
