@@ -106,6 +106,20 @@ if DATABASE_URL:
         raise ImproperlyConfigured(f"DATABASE_URL cannot be used: {exc}") from None
 else:
     _db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "opsportal.sqlite3")}
+# A psycopg connection pool per process (README "Deploying > Database connections"): for gunicorn
+# with threads, where it caps a process's connections at this size however many threads it runs.
+# Off (0) by default: a process then keeps one connection per thread for CONN_MAX_AGE (60 s).
+# Leave it off on Celery workers: celery's Django fixup closes a prefork child's pool around every
+# task, so a pool there only adds the cost of making it.
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0, minimum=0, maximum=100)
+if DATABASE_POOL_MAX_SIZE and _db["ENGINE"] == "django.db.backends.postgresql":
+    _db["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django refuses both at once
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 10, minimum=1),  # seconds a request waits for a connection
+        "max_idle": 300,
+    }
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + IMMEDIATE lets the web server, the worker and beat share one file without
     # "database is locked" errors on concurrent writes.

@@ -144,6 +144,7 @@ def cluster(transactional_db):
     purge_runbook_queue(*queues)
 
 
+@pytest.mark.timeout(600)  # six processes start on a machine that may be shared
 def test_a_storm_through_two_web_servers_and_two_workers_one_of_them_killed(cluster):
     web_a, web_b = cluster.web("web a"), cluster.web("web b")
     service = ServiceFactory(name="Cosmetica API", slug="cosmetica-api", base_url=web_a)
