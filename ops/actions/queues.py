@@ -13,6 +13,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from ops.models import FailedTask
+from opsportal import brokers
 from opsportal.errors import Conflict, DomainError
 from runbooks.actions.base import (
     Action,
@@ -88,24 +89,11 @@ def _broker_error(exc: Exception) -> TransientError:
     return TransientError(f"The broker is not reachable: {type(exc).__name__}: {exc}")
 
 
-def _never_declared(exc: Exception) -> bool:
-    """The broker does not know the queue: RabbitMQ's 404 NOT_FOUND (which also closes the channel),
-    kombu's virtual transports' "no queue"."""
-    return "NOT_FOUND" in str(exc) or "no queue" in str(exc).lower()
-
-
 def waiting(app: Celery, queue: str) -> int:
-    """Messages on the broker for `queue` (a queue never used counts as empty). Works on Redis, AMQP
-    (RabbitMQ: a passive declare, which counts only ready messages, not those a worker holds unacked)
-    and the filesystem transport."""
+    """Messages on the broker for `queue` (a queue never used counts as empty), on Redis, RabbitMQ
+    and the filesystem transport alike."""
     with app.connection_for_read() as conn:
-        channel = conn.default_channel
-        try:
-            return channel.queue_declare(queue, passive=True).message_count
-        except Exception as exc:
-            if _never_declared(exc):
-                return 0
-            raise
+        return brokers.waiting(conn, queue)
 
 
 def purge(app: Celery, queue: str) -> int:
@@ -115,7 +103,7 @@ def purge(app: Celery, queue: str) -> int:
         try:
             return conn.default_channel.queue_purge(queue) or 0
         except Exception as exc:
-            if _never_declared(exc):
+            if brokers.never_declared(exc):
                 return 0
             raise
 
