@@ -55,7 +55,16 @@ def portal_queues() -> list[str]:
 def _app(target: Target) -> Celery:
     if target.is_portal:
         return _portal_app()
-    return Celery("opsportal-target", broker=target.setting("broker_url"), set_as_current=False)
+    return broker_app("opsportal-target", target.setting("broker_url"))
+
+
+def broker_app(name: str, url: str) -> Celery:
+    """A Celery app that talks to `url` and nothing else. Celery prefers the CELERY_BROKER_URL
+    environment variable (the portal's own broker, when it is set) over `broker=`; the read and
+    write URLs win over that variable, so a target's purge never reaches the portal's queues."""
+    app = Celery(name, broker=url, set_as_current=False)
+    app.conf.update(broker_read_url=url, broker_write_url=url)
+    return app
 
 
 def _queues(params: dict, target: Target) -> list[str]:

@@ -48,7 +48,8 @@ def test_ready_is_503_naming_the_database_when_it_is_unreachable(client, unreach
 @pytest.mark.django_db
 @pytest.mark.parametrize("url", ["redis://:s3cret@127.0.0.1:1/0", "amqp://ops:s3cret@127.0.0.1:1//"])
 def test_ready_is_503_naming_the_broker_when_it_is_unreachable(client, monkeypatch, url):
-    monkeypatch.setattr(celery_app.conf, "broker_url", url)
+    # The write URL: the CELERY_BROKER_URL environment variable (CI's RabbitMQ pass) wins over broker_url.
+    monkeypatch.setitem(celery_app.conf, "broker_write_url", url)
     response = client.get("/ready")
     assert response.status_code == 503
     body = response.json()
