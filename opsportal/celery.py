@@ -53,6 +53,23 @@ def leave_task_context(task_id=None, **kwargs) -> None:
         request_context.reset(token)
 
 
+@signals.worker_init.connect
+def start_metrics_exporter(**kwargs) -> None:
+    """The worker's own /metrics when WORKER_METRICS_PORT is set (README "Deploying > Metrics")."""
+    from opsportal.metrics import start_worker_exporter
+
+    start_worker_exporter()
+
+
+@signals.worker_process_shutdown.connect
+def forget_pool_process(pid=None, **kwargs) -> None:
+    """A pool process that exits takes its live gauges with it (as gunicorn.conf.py does for web workers)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and pid:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
+
+
 @signals.task_failure.connect
 def count_task_failure(sender=None, exception=None, **kwargs) -> None:
     from opsportal.metrics import count_exception

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET
 from django_prometheus import middleware as django_prometheus_middleware
 from prometheus_client import Counter, Histogram, multiprocess
 
+from opsportal import brokers
 from opsportal.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
@@ -173,6 +174,51 @@ class _Scrape:
             yield from prometheus_client.REGISTRY.collect()
         for collector in _scrape_collectors:
             yield from collector.collect()
+
+
+class _QueueDepth:
+    """opsportal_queue_messages{queue}: the messages waiting on each of the portal's queues, asked of
+    the broker at scrape time (Redis, RabbitMQ or the filesystem: one passive declare per queue).
+    Every worker host reports the same figure: query it with max by (queue)."""
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        from opsportal.celery import app
+
+        family = GaugeMetricFamily(
+            "opsportal_queue_messages", "Messages waiting on the broker by queue.", labels=["queue"]
+        )
+        try:
+            with app.connection_for_read() as conn:
+                conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+                for queue in settings.OPSPORTAL_QUEUES:
+                    family.add_metric([queue], brokers.waiting(conn, queue))
+        except Exception as exc:  # noqa: BLE001 - a scrape must answer even with the broker down
+            logger.warning("queue depth not collected: %s: %s", type(exc).__name__, exc)
+            return
+        yield family
+
+
+def worker_registry() -> prometheus_client.CollectorRegistry:
+    """What a worker's exporter serves: every pool process's metrics and the queue depths (the web
+    tier serves the scrape-time gauges computed from rows, once for all hosts)."""
+    registry = prometheus_client.CollectorRegistry(auto_describe=False)
+    multiprocess.MultiProcessCollector(registry)
+    registry.register(_QueueDepth())
+    return registry
+
+
+def start_worker_exporter() -> bool:
+    """Starts the worker's /metrics on WORKER_METRICS_ADDR:WORKER_METRICS_PORT (a thread of the
+    worker's main process, which forks its pool after this). Off unless the port is set."""
+    if not settings.WORKER_METRICS_PORT:
+        return False
+    prometheus_client.start_http_server(
+        settings.WORKER_METRICS_PORT, addr=settings.WORKER_METRICS_ADDR, registry=worker_registry()
+    )
+    logger.info("worker metrics on http://%s:%s/metrics", settings.WORKER_METRICS_ADDR, settings.WORKER_METRICS_PORT)
+    return True
 
 
 def _refusal(request: HttpRequest) -> str | None:

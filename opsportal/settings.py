@@ -112,6 +112,20 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
     # A database host that does not answer (not one that refuses) fails a connection in seconds,
     # not after the kernel's TCP timeout of minutes (README "Outages"). libpq's minimum is 2 s.
     _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=2))
+# A psycopg connection pool per process (README "Deploying > Database connections"): for gunicorn
+# with threads, where it caps a process's connections at this size however many threads it runs.
+# Off (0) by default: a process then keeps one connection per thread for CONN_MAX_AGE (60 s).
+# Leave it off on Celery workers: celery's Django fixup closes a prefork child's pool around every
+# task, so a pool there only adds the cost of making it.
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0, minimum=0, maximum=100)
+if DATABASE_POOL_MAX_SIZE and _db["ENGINE"] == "django.db.backends.postgresql":
+    _db["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django refuses both at once
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 10, minimum=1),  # seconds a request waits for a connection
+        "max_idle": 300,
+    }
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + IMMEDIATE lets the web server, the worker and beat share one file without
     # "database is locked" errors on concurrent writes.
@@ -169,12 +183,22 @@ if not CELERY_BROKER_URL:
         "store_processed": False,
         "polling_interval": 0.2,  # a directory scan is cheap; runbook steps should not wait a second each
     }
-else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-    if CELERY_BROKER_URL.split("://", 1)[0] in {"redis", "rediss"}:
+elif CELERY_BROKER_URL.startswith(("redis", "rediss", "unix")):
+    # Redis has no acks: a message a worker took and never acked (acks_late, the worker died) goes
+    # back to its queue after this many seconds. Keep it above the longest task (90 s) and countdown
+    # (eta tasks are held unacked too): below that, a running task is handed to a second worker
+    # (the step and delivery claims stop it from running twice, but it costs a wasted attempt).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)}
+    if CELERY_BROKER_URL.startswith("redis"):
         # kombu's Redis transport with one fix: a worker survives Redis dropping while a task is
         # in flight (opsportal/broker.py says how it died before).
         CELERY_BROKER_TRANSPORT = "opsportal.broker:RedisTransport"
+else:
+    # RabbitMQ redelivers an unacked message as soon as the consumer's connection closes (a worker
+    # killed mid-task), so no visibility timeout. Its consumer_timeout (30 min by default) closes
+    # the channel of a worker holding a message unacked longer than that: our task time limit is
+    # 90 s, and a countdown or eta (held unacked until due) must stay under it (README "Deploying").
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Reconnect to the broker for as long as it is down (Celery's default gives up after 100 tries).
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
@@ -388,6 +412,17 @@ if METRICS_GUARD == "secret" and len(METRICS_GUARD_SECRET) < 16:
 if METRICS_GUARD == "cidr" and not METRICS_GUARD_ALLOWLIST:
     raise ImproperlyConfigured("METRICS_GUARD=cidr needs METRICS_GUARD_ALLOWLIST (e.g. 10.0.0.0/8).")
 PROMETHEUS_EXPORT_MIGRATIONS = False
+# A Celery worker's own /metrics (opsportal/metrics.py start_worker_exporter): on this port of this
+# address, served by the worker's main process for its pool children (README "Deploying > Metrics").
+# Off (0) unless set; set it on workers only. Nothing guards it but the bind address: keep it on a
+# private interface the Prometheus server reaches.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0, maximum=65535)
+WORKER_METRICS_ADDR = env_str("WORKER_METRICS_ADDR", "127.0.0.1")
+if WORKER_METRICS_PORT and not env_str("PROMETHEUS_MULTIPROC_DIR"):
+    raise ImproperlyConfigured(
+        "WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR: an empty directory of the worker's own, so its"
+        " pool processes' metrics reach the exporter."
+    )
 
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]  # probes and scrapes inside the network

@@ -13,6 +13,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from ops.models import FailedTask
+from opsportal import brokers
 from opsportal.errors import Conflict, DomainError
 from runbooks.actions.base import (
     Action,
@@ -54,7 +55,16 @@ def portal_queues() -> list[str]:
 def _app(target: Target) -> Celery:
     if target.is_portal:
         return _portal_app()
-    return Celery("opsportal-target", broker=target.setting("broker_url"), set_as_current=False)
+    return broker_app("opsportal-target", target.setting("broker_url"))
+
+
+def broker_app(name: str, url: str) -> Celery:
+    """A Celery app that talks to `url` and nothing else. Celery prefers the CELERY_BROKER_URL
+    environment variable (the portal's own broker, when it is set) over `broker=`; the read and
+    write URLs win over that variable, so a target's purge never reaches the portal's queues."""
+    app = Celery(name, broker=url, set_as_current=False)
+    app.conf.update(broker_read_url=url, broker_write_url=url)
+    return app
 
 
 def _queues(params: dict, target: Target) -> list[str]:
@@ -89,13 +99,20 @@ def _broker_error(exc: Exception) -> TransientError:
 
 
 def waiting(app: Celery, queue: str) -> int:
-    """Messages on the broker for `queue` (a queue never used counts as empty)."""
+    """Messages on the broker for `queue` (a queue never used counts as empty), on Redis, RabbitMQ
+    and the filesystem transport alike."""
     with app.connection_for_read() as conn:
-        channel = conn.default_channel
+        return brokers.waiting(conn, queue)
+
+
+def purge(app: Celery, queue: str) -> int:
+    """Deletes the messages waiting on `queue`; a queue the broker never saw holds none (RabbitMQ
+    refuses to purge it with NOT_FOUND, Redis answers 0)."""
+    with app.connection_for_write() as conn:
         try:
-            return channel.queue_declare(queue, passive=True).message_count
+            return conn.default_channel.queue_purge(queue) or 0
         except Exception as exc:
-            if "NOT_FOUND" in str(exc) or "no queue" in str(exc).lower():
+            if brokers.never_declared(exc):
                 return 0
             raise
 
@@ -277,8 +294,7 @@ def _purge_run(params: dict, target: Target, timeout: float) -> CheckResult:
                 f"Dry run: would delete the {count} message(s) waiting on {queue}.",
                 data={"dry_run": True, "queue": queue, "waiting": count},
             )
-        with app.connection_for_write() as conn:
-            purged = conn.default_channel.queue_purge(queue) or 0
+        purged = purge(app, queue)
     except (KombuOperationalError, OSError) as exc:
         raise _broker_error(exc) from None
     summary = f"Purged {purged} message(s) from {queue}."

@@ -288,6 +288,7 @@ def start_beat(transactional_db):
     purge_runbook_queue(app.conf.task_default_queue)
 
 
+@pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
 def test_beat_sends_what_the_database_says(start_beat):
     PeriodicTask.objects.exclude(name="ops-retention-run").update(enabled=False)

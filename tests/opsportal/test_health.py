@@ -10,6 +10,7 @@ def test_health_is_200_without_touching_dependencies(client):
     assert response["Cache-Control"].startswith("max-age=0")
 
 
+@pytest.mark.celery_worker  # the broker's probe: CI runs it on Redis and on RabbitMQ
 @pytest.mark.django_db
 def test_ready_checks_database_cache_and_broker(client):
     response = client.get("/ready")
@@ -43,9 +44,12 @@ def test_ready_is_503_naming_the_database_when_it_is_unreachable(client, unreach
     assert client.get("/health").status_code == 200
 
 
+@pytest.mark.celery_worker
 @pytest.mark.django_db
-def test_ready_is_503_naming_the_broker_when_it_is_unreachable(client, monkeypatch):
-    monkeypatch.setattr(celery_app.conf, "broker_url", "redis://:s3cret@127.0.0.1:1/0")
+@pytest.mark.parametrize("url", ["redis://:s3cret@127.0.0.1:1/0", "amqp://ops:s3cret@127.0.0.1:1//"])
+def test_ready_is_503_naming_the_broker_when_it_is_unreachable(client, monkeypatch, url):
+    # The write URL: the CELERY_BROKER_URL environment variable (CI's RabbitMQ pass) wins over broker_url.
+    monkeypatch.setitem(celery_app.conf, "broker_write_url", url)
     response = client.get("/ready")
     assert response.status_code == 503
     body = response.json()

@@ -130,6 +130,26 @@ def redis_url():
     return url
 
 
+def amqp_broker_url() -> str:
+    """A RabbitMQ URL: AMQP_URL, or CELERY_BROKER_URL when it is amqp:// (.ci/run sets both)."""
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    return os.environ.get("AMQP_URL") or (broker if broker.startswith(("amqp://", "amqps://")) else "")
+
+
+@pytest.fixture
+def amqp_url():
+    url = amqp_broker_url()
+    if not url:
+        pytest.skip("needs RabbitMQ: set AMQP_URL (CI does)")
+    return url
+
+
+@pytest.fixture(params=["redis", "amqp"])
+def broker_url(request):
+    """Each of the two production brokers in turn: Redis (REDIS_URL) and RabbitMQ (AMQP_URL)."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
 @pytest.fixture
 def redis_keys(redis_url):
     """A unique key prefix in the test Redis database, removed afterwards."""
@@ -183,12 +203,16 @@ def wait_for(condition, *, timeout: float = 30, message: str = "condition"):
 
 
 def purge_runbook_queue(*queues: str) -> None:
+    """Empties the portal's queues on the configured broker (Redis, RabbitMQ or the filesystem),
+    declared as the workers declare them (settings.CELERY_TASK_QUEUES) so RabbitMQ never sees one
+    queue declared two ways."""
     from opsportal.celery import app
 
     with app.connection_for_write() as conn:
-        for queue in queues or ("runbooks",):
-            conn.default_channel.queue_declare(queue, durable=True, auto_delete=False)
-            conn.default_channel.queue_purge(queue)
+        for name in queues or ("runbooks",):
+            queue = app.amqp.queues[name] if name in app.amqp.queues else app.amqp.Queue(name)
+            queue(conn.default_channel).declare()
+            conn.default_channel.queue_purge(name)
 
 
 @pytest.fixture(scope="module")
