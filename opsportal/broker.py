@@ -8,6 +8,9 @@ long. `publish()` uses connections of its own (a small pool per process) with co
 timeouts of BROKER_PUBLISH_TIMEOUT seconds and no retries, and raises at once when the broker does
 not answer; the caller decides what the request answers (the intake: 503 with Retry-After, the
 delivery stays stored and the sweep queues it).
+
+`waiting()` counts a queue's messages the same way on Redis, RabbitMQ and kombu's filesystem
+transport, for the queue actions and the queue-depth metric.
 """
 
 import logging
@@ -69,6 +72,25 @@ def ping(app) -> None:
     with app.connection_for_write(url, transport_options=options, connect_timeout=timeout) as connection:
         connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
         _ = connection.default_channel
+
+
+def never_declared(exc: Exception) -> bool:
+    """The broker does not know the queue: RabbitMQ's 404 NOT_FOUND (which also closes the channel),
+    kombu's virtual transports' "no queue". Such a queue holds no messages."""
+    return "NOT_FOUND" in str(exc) or "no queue" in str(exc).lower()
+
+
+def waiting(conn, queue: str) -> int:
+    """Messages ready on `queue` (a passive declare; on RabbitMQ those a worker holds unacked are not
+    counted). A queue the broker never saw counts as empty; the connection is then closed, since
+    RabbitMQ closed its channel, and the next call opens a new one."""
+    try:
+        return conn.default_channel.queue_declare(queue, passive=True).message_count
+    except Exception as exc:
+        if never_declared(exc):
+            conn.close()
+            return 0
+        raise
 
 
 class RedisChannel(kombu_redis.Channel):

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET
 from django_prometheus import middleware as django_prometheus_middleware
 from prometheus_client import Counter, Histogram, multiprocess
 
-from opsportal import brokers
+from opsportal import broker
 from opsportal.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class _QueueDepth:
             with app.connection_for_read() as conn:
                 conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
                 for queue in settings.OPSPORTAL_QUEUES:
-                    family.add_metric([queue], brokers.waiting(conn, queue))
+                    family.add_metric([queue], broker.waiting(conn, queue))
         except Exception as exc:  # noqa: BLE001 - a scrape must answer even with the broker down
             logger.warning("queue depth not collected: %s: %s", type(exc).__name__, exc)
             return

@@ -13,7 +13,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from ops.models import FailedTask
-from opsportal import brokers
+from opsportal import broker
 from opsportal.errors import Conflict, DomainError
 from runbooks.actions.base import (
     Action,
@@ -102,7 +102,7 @@ def waiting(app: Celery, queue: str) -> int:
     """Messages on the broker for `queue` (a queue never used counts as empty), on Redis, RabbitMQ
     and the filesystem transport alike."""
     with app.connection_for_read() as conn:
-        return brokers.waiting(conn, queue)
+        return broker.waiting(conn, queue)
 
 
 def purge(app: Celery, queue: str) -> int:
@@ -112,7 +112,7 @@ def purge(app: Celery, queue: str) -> int:
         try:
             return conn.default_channel.queue_purge(queue) or 0
         except Exception as exc:
-            if brokers.never_declared(exc):
+            if broker.never_declared(exc):
                 return 0
             raise
 

@@ -7,7 +7,7 @@ import pytest
 
 from ops.actions.queues import broker_app
 from ops.audit import perform
-from opsportal import brokers
+from opsportal import broker
 from opsportal.celery import app
 from runbooks.actions import TransientError
 from tests.factories import ServiceFactory
@@ -49,7 +49,7 @@ def test_a_targets_purge_never_reaches_the_portals_own_queue(broker_url, monkeyp
         target = ServiceFactory(slug="jobs", broker_url=broker_url)
         perform("purge_queue", {"queue": "runbooks"}, service=target)
         with app.connection_for_read() as conn:
-            assert brokers.waiting(conn, "runbooks") == 1
+            assert broker.waiting(conn, "runbooks") == 1
     finally:
         purge_runbook_queue("runbooks")
 
