@@ -237,7 +237,7 @@ class _Known:
 
 @dataclass
 class _Writes:
-    """What applying a chunk changes, written in bulk: one INSERT for new rows, one UPDATE for
+    """What applying a chunk changes, written in bulk: one INSERT for new rows, one upsert for
     changed ones, and the timeline entries (grouped when many alerts changed the same way)."""
 
     new: list[Alert] = field(default_factory=list)
@@ -258,7 +258,14 @@ class _Writes:
         if self.new:
             Alert.objects.bulk_create(self.new)
         if self.changed:
-            Alert.objects.bulk_update(list(self.changed.values()), ROW_FIELDS)
+            # An upsert on the (incident, fingerprint) key rather than bulk_update: its CASE WHEN per
+            # field grows with the rows squared (17 s for 1 000 alerts); this stays linear.
+            Alert.objects.bulk_create(
+                list(self.changed.values()),
+                update_conflicts=True,
+                unique_fields=["incident", "fingerprint"],
+                update_fields=ROW_FIELDS,
+            )
         alert_events.record(self.events)
 
 
