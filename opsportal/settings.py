@@ -340,6 +340,9 @@ PAGE_LINK_MAX_AGE_SECONDS = env_int("PAGE_LINK_MAX_AGE_SECONDS", 3600, minimum=6
 # --- Ops: retention, maintenance mode (README "Configuration > Ops") ----------------------------
 RETENTION_DAYS = env_int("RETENTION_DAYS", 30, minimum=1)
 RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000, minimum=1)
+# The alert intake's request body cap: 16 MiB holds a notification of 10 000 typical alerts
+# (~0.6-1.5 KB each); larger bodies get a 413 (Alertmanager drops them: lower its max_alerts).
+ALERT_INTAKE_MAX_BODY_BYTES = env_int("ALERT_INTAKE_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=64 * 1024)
 ALERT_DELIVERY_RETENTION_DAYS = env_int("ALERT_DELIVERY_RETENTION_DAYS", RETENTION_DAYS, minimum=1)
 MAINTENANCE_RETRY_AFTER = env_int("MAINTENANCE_RETRY_AFTER", 300, minimum=1)  # seconds, in the 503's Retry-After
 OPS_HEALTH_CHECK_SEVERITY = env_str("OPS_HEALTH_CHECK_SEVERITY", "SEV3")

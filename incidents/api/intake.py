@@ -2,16 +2,22 @@
 source registered in incidents/alerting/sources/) calls.
 
 The token in the URL is the credential (Alertmanager's webhook_configs cannot sign requests).
-The payload is validated and stored before the answer, and applied by a worker:
+The payload is validated once and stored before the answer, and applied by a worker; the request
+costs one INSERT and one publish (the integration comes from the token cache, see
+Integration.for_token):
 
 - 202 stored and queued (also for a redelivery of a stored payload: nothing changes);
-- 400 malformed JSON or wrong shape, naming the field; 404 unknown kind or token; 413 over 1 MiB
-  (with or without Content-Length: a chunked body is read up to the same cap);
+- 400 malformed JSON or wrong shape, naming the field; 404 unknown kind or token; 413 over
+  ALERT_INTAKE_MAX_BODY_BYTES (16 MiB by default, room for a notification of 10 000 typical alerts;
+  with or without Content-Length: a chunked body is read up to the same cap). There is no limit on
+  the number of alerts or the length of the group key: Alertmanager drops a notification for good
+  on a 4xx, so what it can send is stored and the worker applies it in chunks;
 - 503 when the payload cannot be stored or queued, so Alertmanager retries.
 """
 
 import logging
 
+from django.conf import settings
 from django.db import DatabaseError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -24,7 +30,6 @@ from incidents.alerting import intake, sources
 from incidents.models import Integration
 
 logger = logging.getLogger(__name__)
-MAX_BODY_BYTES = 1024 * 1024
 
 
 class AlertIntakeView(APIView):
@@ -43,7 +48,7 @@ class AlertIntakeView(APIView):
             202: OpenApiResponse(description="Stored and queued."),
             400: OpenApiResponse(description="Malformed JSON or wrong shape; `detail` names the field."),
             404: OpenApiResponse(description="Unknown kind or token."),
-            413: OpenApiResponse(description="Body over 1 MiB."),
+            413: OpenApiResponse(description="Body over ALERT_INTAKE_MAX_BODY_BYTES (16 MiB by default)."),
             503: OpenApiResponse(description="Could not be stored or queued; retry."),
         },
         summary="Alertmanager / Grafana webhook (payload version 4; Grafana's version 1)",
@@ -53,7 +58,7 @@ class AlertIntakeView(APIView):
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             declared = 0
-        if declared > MAX_BODY_BYTES:
+        if declared > settings.ALERT_INTAKE_MAX_BODY_BYTES:
             return _too_large()
         source = sources.get(kind)
         if source is None:
@@ -66,7 +71,7 @@ class AlertIntakeView(APIView):
         if integration is None:
             return Response({"detail": "Unknown integration token."}, status=status.HTTP_404_NOT_FOUND)
         body = _read_body(request._request)
-        if len(body) > MAX_BODY_BYTES:
+        if len(body) > settings.ALERT_INTAKE_MAX_BODY_BYTES:
             return _too_large()
         try:
             raw = sources.read_json(body)
@@ -91,7 +96,7 @@ class AlertIntakeView(APIView):
 
 
 def _read_body(request) -> bytes:
-    """The raw body, at most MAX_BODY_BYTES + 1 bytes of it: DRF's parsers never see it.
+    """The raw body, at most ALERT_INTAKE_MAX_BODY_BYTES + 1 bytes of it: DRF's parsers never see it.
 
     A chunked request has no Content-Length, so Django's own stream reads it as empty; the
     server's input stream (gunicorn de-chunks it) is read then, with the same cap.
@@ -99,9 +104,10 @@ def _read_body(request) -> bytes:
     stream = request
     if not request.META.get("CONTENT_LENGTH") and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         stream = request.META["wsgi.input"]
+    cap = settings.ALERT_INTAKE_MAX_BODY_BYTES
     parts, size = [], 0
-    while size <= MAX_BODY_BYTES:
-        part = stream.read(min(65_536, MAX_BODY_BYTES + 1 - size))
+    while size <= cap:
+        part = stream.read(min(65_536, cap + 1 - size))
         if not part:
             break
         parts.append(part)
@@ -111,7 +117,10 @@ def _read_body(request) -> bytes:
 
 def _too_large() -> Response:
     return Response(
-        {"detail": f"The body is larger than {MAX_BODY_BYTES} bytes; lower max_alerts in Alertmanager."},
+        {
+            "detail": f"The body is larger than {settings.ALERT_INTAKE_MAX_BODY_BYTES} bytes; "
+            "lower max_alerts in Alertmanager or raise ALERT_INTAKE_MAX_BODY_BYTES."
+        },
         status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     )
 

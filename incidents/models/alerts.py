@@ -8,12 +8,16 @@ group (Alertmanager HA pairs send twice) are applied one after the other.
 """
 
 import hashlib
+import logging
 import secrets
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
@@ -25,6 +29,15 @@ from incidents.choices import (
     Severity,
 )
 from incidents.models.incident import Incident, Service
+
+logger = logging.getLogger(__name__)
+
+# The intake finds its integration in the shared cache by token hash, so a POST costs one INSERT.
+# Any change to an integration (token rotated, edited, deleted) replaces its entry with CHANGED
+# for twice the TTL: lookups then read the row and may not re-add a copy (cache.add), so a copy
+# read just before the change cannot come back, and a retired token answers 404 at once.
+TOKEN_CACHE_TTL = 30  # seconds: bounds a stale copy if the cache missed an invalidation (cache down)
+CHANGED = "changed"
 
 
 def hash_token(token: str) -> str:
@@ -106,7 +119,9 @@ class Integration(models.Model):
 
     def rotate_token(self) -> str:
         """Replace the token; the old URL answers 404 from now on."""
+        stored = type(self).objects.filter(pk=self.pk).values_list("token_hash", flat=True).first()
         token = self.issue_token()
+        forget_token(stored)  # the new token cannot have a cached copy yet
         type(self).objects.filter(pk=self.pk).update(
             token_hash=self.token_hash, token_hint=self.token_hint, token_created_at=self.token_created_at
         )
@@ -114,6 +129,8 @@ class Integration(models.Model):
 
     def issue_token(self) -> str:
         """Give this instance a new token (the caller saves it) and return the token itself."""
+        if self.token_hash:
+            self._retired_token_hash = self.token_hash
         token = secrets.token_urlsafe(32)
         self.token_hash = hash_token(token)
         self.token_hint = token[:6]
@@ -122,9 +139,18 @@ class Integration(models.Model):
 
     @classmethod
     def for_token(cls, kind: str, token: str) -> "Integration | None":
+        """The integration of an intake URL: from the shared cache, else its row (then cached)."""
         if not token or len(token) > 200:
             return None
-        return cls.objects.filter(kind=kind, token_hash=hash_token(token)).first()
+        digest = hash_token(token)
+        key = _token_key(digest)
+        cached = _cache_call(cache.get, key)
+        if isinstance(cached, cls):
+            return cached if cached.kind == kind else None
+        found = cls.objects.filter(token_hash=digest).first()
+        if found is not None and cached is None:
+            _cache_call(cache.add, key, found, TOKEN_CACHE_TTL)
+        return found if found is not None and found.kind == kind else None
 
     def url(self, token: str, *, base_url: str | None = None) -> str:
         """The full webhook URL with its token, to paste into Alertmanager or Grafana."""
@@ -134,6 +160,36 @@ class Integration(models.Model):
     def severity_for(self, label: str | None) -> str:
         mapping = {str(k).lower(): v for k, v in (self.severity_mapping or {}).items()}
         return mapping.get((label or "").strip().lower(), self.default_severity)
+
+
+def _token_key(token_hash: str) -> str:
+    return f"intake:integration:{token_hash}"
+
+
+def _cache_call(method, *args):
+    try:
+        return method(*args)
+    except Exception as exc:  # noqa: BLE001 - the row is the truth; without a cache, read it
+        logger.warning("integration token cache unavailable: %s", exc)
+        return None
+
+
+def forget_token(*token_hashes: str | None) -> None:
+    """Mark the cached copies of these tokens' integration as changed (see TOKEN_CACHE_TTL)."""
+    keys = {_token_key(h): CHANGED for h in token_hashes if h}
+    if keys:
+        _cache_call(cache.set_many, keys, 2 * TOKEN_CACHE_TTL)
+
+
+@receiver(post_save, sender=Integration, dispatch_uid="integration-token-cache-save")
+def _integration_saved(sender, instance: Integration, created: bool, **kwargs) -> None:
+    retired = getattr(instance, "_retired_token_hash", None)
+    forget_token(retired, None if created else instance.token_hash)
+
+
+@receiver(post_delete, sender=Integration, dispatch_uid="integration-token-cache-delete")
+def _integration_deleted(sender, instance: Integration, **kwargs) -> None:
+    forget_token(instance.token_hash)
 
 
 class AlertDelivery(models.Model):

@@ -5,34 +5,45 @@ same shape with more fields; incidents/alerting/sources/grafana.py builds on the
 """
 
 from datetime import datetime
+from functools import partial
 
 from rest_framework import serializers
 
 from incidents.alerting.sources.base import (
-    MAX_ALERTS,
     MAX_TRUNCATED,
+    AlertList,
     Batch,
     Labels,
     Link,
     NormalisedAlert,
     Source,
+    choice,
+    link,
+    optional,
+    required,
+    string_map,
+    text,
+    timestamp,
     validated,
 )
 from incidents.choices import AlertStatus
 
 
-class AlertSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=AlertStatus.choices)
-    labels = Labels()
-    annotations = Labels(required=False, default=dict)
-    startsAt = serializers.DateTimeField()
-    endsAt = serializers.DateTimeField(required=False, allow_null=True)
-    generatorURL = Link()
-    fingerprint = serializers.CharField(max_length=128)
+def _ends_at(value: str) -> datetime | None:
+    # Alertmanager and Grafana send 0001-01-01T00:00:00Z for "not ended".
+    parsed = timestamp(value)
+    return None if parsed.year < 1971 else parsed
 
-    def validate_endsAt(self, value: datetime | None) -> datetime | None:
-        # Alertmanager and Grafana send 0001-01-01T00:00:00Z for "not ended".
-        return None if value is None or value.year < 1971 else value
+
+ALERT_FIELDS = {
+    "status": required(choice(*AlertStatus.values)),
+    "labels": required(string_map),
+    "annotations": optional(string_map, dict),
+    "startsAt": required(timestamp),
+    "endsAt": optional(_ends_at, nullable=True),
+    "generatorURL": link,
+    "fingerprint": required(partial(text, max_length=128)),
+}
 
 
 class WebhookSerializer(serializers.Serializer):
@@ -40,7 +51,7 @@ class WebhookSerializer(serializers.Serializer):
     versions = ("4",)
 
     version = serializers.CharField(max_length=10)
-    groupKey = serializers.CharField(max_length=10_000)
+    groupKey = serializers.CharField(max_length=None)
     # Stored in a PositiveIntegerField: a larger count would fail at the database (a 503 that
     # Alertmanager retries forever), so it is a 400 naming the field instead.
     truncatedAlerts = serializers.IntegerField(required=False, min_value=0, max_value=MAX_TRUNCATED, default=0)
@@ -50,7 +61,7 @@ class WebhookSerializer(serializers.Serializer):
     commonLabels = Labels(required=False, default=dict)
     commonAnnotations = Labels(required=False, default=dict)
     externalURL = Link()
-    alerts = serializers.ListField(child=AlertSerializer(), allow_empty=False, max_length=MAX_ALERTS)
+    alerts = AlertList(ALERT_FIELDS)
 
     def validate_version(self, value: str) -> str:
         if value not in self.versions:

@@ -7,17 +7,17 @@ Grafana adds `orgId`, `title`, `state`, `message` and per alert `silenceURL`, `d
 from rest_framework import serializers
 
 from incidents.alerting.sources import alertmanager
-from incidents.alerting.sources.base import MAX_ALERTS, Batch, Link, Source, validated
+from incidents.alerting.sources.base import AlertList, Batch, Source, any_map, link, optional, validated
 
 # Grafana's per-alert link fields → the link roles the portal shows.
 LINKS = {"dashboard": "dashboardURL", "panel": "panelURL", "silence": "silenceURL"}
 
 
-class AlertSerializer(alertmanager.AlertSerializer):
-    silenceURL = Link()
-    dashboardURL = Link()
-    panelURL = Link()
-    values = serializers.DictField(required=False, allow_null=True, default=dict)
+ALERT_FIELDS = {
+    **alertmanager.ALERT_FIELDS,
+    **{key: link for key in LINKS.values()},
+    "values": optional(any_map, dict, nullable=True),
+}
 
 
 class WebhookSerializer(alertmanager.WebhookSerializer):
@@ -25,7 +25,7 @@ class WebhookSerializer(alertmanager.WebhookSerializer):
     versions = ("1", "4")
 
     orgId = serializers.IntegerField(required=False)
-    alerts = serializers.ListField(child=AlertSerializer(), allow_empty=False, max_length=MAX_ALERTS)
+    alerts = AlertList(ALERT_FIELDS)
 
 
 def source_fields(alert: dict) -> dict:

@@ -248,7 +248,8 @@ def test_malformed_json_is_a_400(post_alerts, raw, message):
     assert message in response.json()["detail"]
 
 
-def test_body_over_one_mebibyte_is_a_413(post_alerts):
+def test_body_over_the_cap_is_a_413(post_alerts, settings):
+    settings.ALERT_INTAKE_MAX_BODY_BYTES = 1024 * 1024
     payload = alertmanager(alert())
     payload["alerts"][0]["annotations"]["description"] = "x" * (1024 * 1024)
     response = post_alerts(payload)

@@ -37,7 +37,8 @@ def test_a_chunked_body_without_content_length_is_read(post_alerts):
     assert Incident.objects.count() == 1
 
 
-def test_a_chunked_body_over_the_cap_is_a_413(post_alerts):
+def test_a_chunked_body_over_the_cap_is_a_413(post_alerts, settings):
+    settings.ALERT_INTAKE_MAX_BODY_BYTES = 1024 * 1024
     payload = alertmanager(alert())
     payload["alerts"][0]["annotations"]["description"] = "x" * (1024 * 1024)
     response = chunked(post_alerts, json.dumps(payload).encode())
