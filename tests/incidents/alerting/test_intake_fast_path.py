@@ -14,7 +14,7 @@ from tests.incidents.alerting.payloads import alert, alertmanager
 def published(monkeypatch):
     """The messages the intake publishes (no worker: only the request's own work is measured)."""
     sent = []
-    monkeypatch.setattr(process_alert_delivery, "apply_async", lambda args, **kwargs: sent.append(args))
+    monkeypatch.setattr(process_alert_delivery, "apply_async", lambda args, *rest, **kwargs: sent.append(args))
     return sent
 
 
