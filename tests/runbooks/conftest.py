@@ -186,14 +186,14 @@ def purge_runbook_queue(*queues: str) -> None:
     from opsportal.celery import app
 
     with app.connection_for_write() as conn:
-        for queue in queues or ("runbooks",):
+        for queue in queues or ("runbooks", "first_look"):
             conn.default_channel.queue_declare(queue, durable=True, auto_delete=False)
             conn.default_channel.queue_purge(queue)
 
 
 @pytest.fixture(scope="module")
 def worker_thread():
-    """A real Celery worker in a thread, consuming the runbooks queue on the configured broker.
+    """A real Celery worker in a thread, consuming the runbooks and first_look queues on the configured broker.
     One per test module: starting and stopping a worker costs seconds."""
     from celery.contrib.testing.worker import start_worker
     from celery.signals import task_postrun
@@ -214,7 +214,7 @@ def worker_thread():
             pool="solo",
             concurrency=1,
             perform_ping_check=False,
-            queues=["runbooks"],
+            queues=["runbooks", "first_look"],
             loglevel="WARNING",
             shutdown_timeout=30,
         ) as worker:

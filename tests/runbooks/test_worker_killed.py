@@ -34,7 +34,7 @@ def worker_process(transactional_db):
         "SECRET_KEY": settings.SECRET_KEY,
         "LOG_LEVEL": "INFO",
     }
-    command = [sys.executable, "-m", "celery", "-A", "opsportal", "worker", "-Q", "runbooks", "-c", "1"]
+    command = [sys.executable, "-m", "celery", "-A", "opsportal", "worker", "-Q", "runbooks,first_look", "-c", "1"]
     command += ["--pool", "prefork", "-n", f"{name}@%h", "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
     purge_runbook_queue()
     process = subprocess.Popen(
