@@ -133,6 +133,8 @@ def apply_delivery(delivery_id: int) -> dict:
         if outcome.opened is not None and integration.run_first_look:
             opened, alertname = outcome.opened, outcome.first_alertname
             transaction.on_commit(lambda: _first_look(opened, alertname, integration))
+        elif outcome.opened is not None:
+            first_look.record_first_look_off(outcome.opened, integration)
     return outcome.results
 
 

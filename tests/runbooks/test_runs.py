@@ -284,9 +284,8 @@ def test_the_reaper_runs_a_read_only_step_once_more_then_fails_it(
     step = steps(run)[0]
     assert StepRun.claim(step.pk, 1, worker="celery@dead-host") is not None
     assert reap_stuck_steps() == 0  # still within its hard time limit
-    with time_machine.travel(timezone.now() + timedelta(minutes=5)):
-        with django_capture_on_commit_callbacks() as queued:
-            assert reap_stuck_steps() == 1
+    with time_machine.travel(timezone.now() + timedelta(minutes=5)), django_capture_on_commit_callbacks() as queued:
+        assert reap_stuck_steps() == 1
     step.refresh_from_db()
     # Reading again changes nothing: the check is queued once more as attempt 2.
     assert (step.state, step.attempts, len(queued)) == ("pending", 1, 1)
