@@ -879,32 +879,41 @@ class StepRun(models.Model):
         run = step_run.run
         if outcome.transient and attempt <= settings.RUNBOOK_STEP_RETRIES and run.cancel_requested_at is None:
             return step_run._retry(attempt, outcome)
-        if outcome.state not in STEP_TRANSITIONS[StepState.RUNNING]:
-            raise InvalidTransition(f"Step {step_run.order} cannot go from running to {outcome.state}.")
         history = step_run.output
         output = cap_output(f"{history}\n{outcome.output}".strip() if history else outcome.output)
+        summary = f"{StepState(outcome.state).label.lower()}: {outcome.summary}{step_run._what_ran()}"
+        if not step_run._end(StepState.RUNNING, outcome.state, output, outcome.result, summary, attempts=attempt):
+            return False  # reaped meanwhile, or a duplicate delivery
+        duration_ms = outcome.result.get("duration_ms")
+        if isinstance(duration_ms, int | float):
+            observe_runbook_step(step_run.step.action, duration_ms / 1000)
+        return True
+
+    def _end(self, expected: str, state: str, output: str, result: dict, summary: str, **unchanged) -> bool:
+        """Moves the step from `expected` to the final `state` unless it moved meanwhile (the
+        conditional UPDATE matches nothing), with its one timeline entry, then releases its
+        successor. When a decision follows instead (a person's step next, the run's end), the run
+        is locked first, in the order the verbs for people lock: run, then step."""
+        if state not in STEP_TRANSITIONS[expected]:
+            raise InvalidTransition(f"Step {self.order} cannot go from {expected} to {state}.")
+        run = self.run
+        fast = self.successor_id is not None and (run.first_look or self._successor_runs_by_itself())
         now = timezone.now()
         with transaction.atomic():
-            done = cls.objects.filter(pk=step_run.pk, state=StepState.RUNNING, attempts=attempt).update(
-                state=outcome.state,
-                output=output,
-                result=outcome.result,
-                finished_at=now,
-                deadline_at=None,
-                updated_at=now,
+            if not fast:
+                run = self.run = run._lock()
+            done = StepRun.objects.filter(pk=self.pk, state=expected, **unchanged).update(
+                state=state, output=output, result=result, finished_at=now, deadline_at=None, updated_at=now
             )
             if not done:
-                return False  # reaped meanwhile, or a duplicate delivery
-            step_run.state, step_run.output, step_run.result = outcome.state, output, outcome.result
-            step_run.finished_at, step_run.deadline_at = now, None
-            duration_ms = outcome.result.get("duration_ms")
-            if isinstance(duration_ms, int | float):
-                observe_runbook_step(step_run.step.action, duration_ms / 1000)
-            label = StepState(outcome.state).label.lower()
-            run._event(f"{run._label(step_run)} {label}: {outcome.summary}{step_run._what_ran()}")
-            released = step_run.release_next(now)
-        if not released:
-            step_run._after_last()
+                return False
+            self.state, self.output, self.result, self.finished_at, self.deadline_at = state, output, result, now, None
+            run._event(f"{run._label(self)} {summary}")
+            released = fast and self.release_next(now)
+            if not fast:
+                run._advance()
+        if fast and not released:
+            RunbookRun.advance(run.pk)  # released already, or the run was cancelled meanwhile
         return True
 
     def _retry(self, attempt: int, outcome) -> bool:
@@ -926,18 +935,16 @@ class StepRun(models.Model):
         target = self.step.target_service or self.run.target
         return f" — `{self.describe()}`" + (f" on **{target.slug}**" if target else "")
 
+    def _successor_runs_by_itself(self) -> bool:
+        """In a person's run: the next step is automated and needs no approval."""
+        approval = self.successor_safety in (Safety.DANGEROUS, Safety.CHANGE)
+        return self.successor_kind == StepKind.AUTOMATED and not approval
+
     def release_next(self, now) -> bool:
-        """Queues the successor of this finished step (loaded by `for_worker`) when no one needs to
-        decide about it: every check of a first look; in a person's run, an automated step that
-        needs no approval. The UPDATE matches nothing when it was released already, or the run was
-        cancelled or finished; then the caller goes the locked way."""
+        """Queues the successor of this finished step (loaded by `for_worker`): every check of a
+        first look, or a person's run's next step that runs by itself. The UPDATE matches nothing
+        when it was released already, or the run was cancelled or finished."""
         run = self.run
-        if self.successor_id is None:
-            return False
-        if not run.first_look:
-            approval = self.successor_safety == Safety.DANGEROUS or self.successor_safety == Safety.CHANGE
-            if self.successor_kind != StepKind.AUTOMATED or approval:
-                return False
         released = StepRun.objects.filter(
             pk=self.successor_id,
             state=StepState.PENDING,
@@ -950,16 +957,6 @@ class StepRun(models.Model):
             publish_step(self.successor_id, 1, timeout=timeout, first_look=run.first_look)
         return bool(released)
 
-    def _after_last(self) -> None:
-        """After a finished step released nothing: the run is decided under its lock, except when
-        other checks of a first look are still open (the last of them to finish ends the run; this
-        is read after this step's commit, so at least the last one sees all the others done)."""
-        run = self.run
-        others_open = run.first_look and self.successor_id is None
-        if others_open and StepRun.objects.filter(run_id=run.pk, state__in=OPEN_STEP_STATES).exists():
-            return
-        RunbookRun.advance(run.pk)
-
     @classmethod
     def close(cls, step_run_id: int, *, expected: str, state: str, reason: str, before=None) -> bool:
         """Ends a step the worker will not finish (lost worker, never picked up, unqueueable)."""
@@ -970,24 +967,10 @@ class StepRun(models.Model):
         moment = getattr(step_run, field)
         if before is not None and (moment is None or moment >= before):
             return False
-        if state not in STEP_TRANSITIONS[expected]:
-            raise InvalidTransition(f"Step {step_run.order} cannot go from {expected} to {state}.")
         output = cap_output(f"{step_run.output}\n{reason}".strip())
         result = {**(step_run.result or {}), "error": reason}
-        now = timezone.now()
-        with transaction.atomic():
-            done = cls.objects.filter(
-                pk=step_run_id, state=expected, attempts=step_run.attempts, **{field: moment}
-            ).update(state=state, output=output, result=result, finished_at=now, deadline_at=None, updated_at=now)
-            if not done:
-                return False
-            step_run.state = state
-            run = step_run.run
-            run._event(f"{run._label(step_run)} {StepState(state).label.lower()}: {reason}")
-            released = step_run.release_next(now)
-        if not released:
-            step_run._after_last()
-        return True
+        summary = f"{StepState(state).label.lower()}: {reason}"
+        return step_run._end(expected, state, output, result, summary, attempts=step_run.attempts, **{field: moment})
 
     @classmethod
     def rerun_after_loss(cls, step_run_id: int, *, before) -> bool:

@@ -20,6 +20,7 @@ from tests.factories import ServiceFactory
 
 SEEDS = Path(__file__).resolve().parents[2] / "runbooks" / "seeds"
 RELEASE = threading.Event()  # set at the end of the session: lets /hang requests return
+HUNG_ONCE: set[str] = set()  # keys of /hang-once that already hung
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -54,6 +55,12 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/hang":
             RELEASE.wait(120)
             return self._send(200, {"status": "late"})
+        if url.path == "/hang-once":  # hangs the first request for a key, answers the next ones
+            key = query.get("key", "")
+            if key not in HUNG_ONCE:
+                HUNG_ONCE.add(key)
+                RELEASE.wait(120)
+            return self._send(200, {"status": "ok"})
         if url.path == "/echo":
             return self._send(
                 200, {"authorization": self.headers.get("Authorization"), "token": self.headers.get("X-Token")}
