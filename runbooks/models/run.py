@@ -819,7 +819,9 @@ class StepRun(models.Model):
     def for_worker(cls):
         """Step runs with what a worker needs in one query: the step, its run with target, incident,
         runbook and starter, and the successor (the step `concurrency` places later) it will release."""
-        successor = cls.objects.filter(run=OuterRef("run"), order=OuterRef("order") + OuterRef("run__concurrency"))
+        successor = cls.objects.filter(
+            run=OuterRef("run"), order=OuterRef("order") + OuterRef("run__concurrency")
+        ).order_by()
         return cls.objects.select_related(
             "step__target_service", "run__target", "run__incident", "run__runbook", "run__started_by", "approved_by"
         ).annotate(
