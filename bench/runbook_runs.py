@@ -62,7 +62,18 @@ def start_worker(database_url: str, concurrency: int) -> subprocess.Popen:
     # Task logging stays off so it is not part of what is measured; readiness is asked by ping.
     env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
     name = f"bench-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
-    command = [sys.executable, "-m", "celery", "-A", "opsportal", "worker", "-Q", "celery,runbooks", "-n", name]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "opsportal",
+        "worker",
+        "-Q",
+        "celery,runbooks,first_look",
+        "-n",
+        name,
+    ]
     command += ["-c", str(concurrency), "--pool", "prefork", "--without-mingle", "--without-gossip"]
     command += ["-I", "bench.runbook_runs", "--loglevel", "WARNING"]
     process = subprocess.Popen(

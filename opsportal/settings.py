@@ -251,6 +251,12 @@ RUNBOOK_STEP_TIMEOUT_MAX = 600
 RUNBOOK_STEP_RETRIES = env_int("RUNBOOK_STEP_RETRIES", 2, minimum=0)  # extra attempts after a connection error
 RUNBOOK_STEP_RETRY_BACKOFF = env_int("RUNBOOK_STEP_RETRY_BACKOFF", 2, minimum=0)  # seconds, doubled per attempt
 RUNBOOK_STEP_QUEUE_TIMEOUT = env_int("RUNBOOK_STEP_QUEUE_TIMEOUT", 600, minimum=10)  # no worker took it: timed out
+# A queued step not picked up after this many seconds is published again (its message may have been
+# lost between commit and publish, or wiped by a broker restart); the claim runs it once whatever comes.
+RUNBOOK_STEP_REPUBLISH_AFTER = env_int("RUNBOOK_STEP_REPUBLISH_AFTER", 60, minimum=5)
+# Checks of one first look queued at once; the rest follow as these finish, so one incident's many
+# checks never stand between another incident and its first check.
+RUNBOOK_FIRST_LOOK_CONCURRENCY = env_int("RUNBOOK_FIRST_LOOK_CONCURRENCY", 4, minimum=1)
 RUNBOOK_STEP_OUTPUT_LIMIT = env_int("RUNBOOK_STEP_OUTPUT_LIMIT", 65_536, minimum=1024)  # characters kept per step
 RUNBOOK_IMPORT_MAX_BYTES = env_int("RUNBOOK_IMPORT_MAX_BYTES", 1_048_576, minimum=1024)
 

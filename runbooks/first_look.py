@@ -25,6 +25,10 @@ def start_first_look(incident, alertname: str) -> RunbookRun | None:
     runbook = Runbook.objects.answering(alertname).order_by("-updated_at").first() if alertname else None
     if runbook is None:
         logger.info("first look for %s: no runbook answers alert %s", incident.reference, alertname or "(unnamed)")
+        why = (
+            f"no runbook answers alert `{alertname}`" if alertname else "the alert has no name for a runbook to answer"
+        )
+        TimelineEvent.record(incident, kind=EventKind.RUNBOOK, body=f"No first look: {why}.")
         return None
     try:
         return RunbookRun.start(runbook, by=None, incident=incident, first_look=alertname)

@@ -15,7 +15,7 @@ def run_step(step_run_id: int, attempt: int) -> str:
     if step_run is None:
         return "skipped"
     outcome = execute(step_run)
-    StepRun.record(step_run_id, attempt, outcome)
+    StepRun.record(step_run, attempt, outcome)
     return outcome.state
 
 

@@ -162,6 +162,8 @@ def _apply_chunk(delivery_pk, group_pk, integration, batch: Batch, alerts, outco
         if outcome.opened is not opened_before and integration.run_first_look:
             opened, alertname = outcome.opened, outcome.first_alertname
             transaction.on_commit(lambda: _first_look(opened, alertname, integration))
+        elif outcome.opened is not opened_before:
+            first_look.record_first_look_off(outcome.opened, integration)
         if not last:
             group.save(update_fields=["incident", "updated_at"])
             return None

@@ -1,9 +1,15 @@
-"""Runs of a runbook version, one step at a time.
+"""Runs of a runbook version: a person's run one step at a time, a first look's checks side by side.
 
-Every change goes through a verb that locks the run row (then the step row) and calls
-`_advance`, which decides what the run waits for next: a worker (the next automated step is
-queued after commit), a person (a manual step to tick) or an approval. Workers and people
-therefore never race: whoever holds the run lock sees the latest state and acts on it once.
+Every change a person makes goes through a verb that locks the run row (then the step row) and
+calls `_advance`, which decides what the run waits for next: a worker (the next automated step is
+queued after commit), a person (a manual step to tick) or an approval. Whoever holds the run lock
+sees the latest state and acts on it once.
+
+Workers take a cheaper path (see StepRun): a claim and a result are each one conditional UPDATE of
+the step row (state and attempt in its WHERE), so a redelivered or stale message changes nothing;
+a finished step then releases its successor (the step `concurrency` places after it) with another
+conditional UPDATE. Only what needs a decision (a person's step next, an approval, a cancel, the
+run's end) takes the run lock and `_advance`.
 """
 
 import logging
@@ -13,7 +19,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, models, transaction
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -89,6 +95,9 @@ class RunbookRun(models.Model):
         default=False, help_text="Started by an alert: only the read-only automated steps, before anyone looks."
     )
     step_count = models.PositiveIntegerField(default=0)
+    concurrency = models.PositiveSmallIntegerField(
+        default=1, help_text="Steps queued at once: 1 for a person's run (in order), more for a first look's checks."
+    )
     first_look_skipped = models.JSONField(
         default=list,
         blank=True,
@@ -186,6 +195,7 @@ class RunbookRun(models.Model):
                 started_by=by,
                 forced=active is not None,
                 first_look=bool(first_look),
+                concurrency=settings.RUNBOOK_FIRST_LOOK_CONCURRENCY if first_look else 1,
                 step_count=len(steps),
                 first_look_skipped=skipped,
                 params=values,
@@ -320,9 +330,10 @@ class RunbookRun(models.Model):
                 raise Conflict(f"Cancelling run #{run.pk} was already requested by {_name(run.cancel_requested_by)}.")
             run.cancel_requested_at, run.cancel_requested_by = timezone.now(), by
             run.save(update_fields=["cancel_requested_at", "cancel_requested_by", "updated_at"])
-            running = run.step_runs.filter(state=StepState.RUNNING).first()
-            if running is not None:
-                run._event(f"Cancel requested by {_name(by)}: the run stops after {run._label(running)}.", author=by)
+            running = list(run.step_runs.select_related("step").filter(state=StepState.RUNNING).order_by("order"))
+            if running:
+                what = run._label(running[0]) if len(running) == 1 else f"the {len(running)} running steps"
+                run._event(f"Cancel requested by {_name(by)}: the run stops after {what}.", author=by)
             run._advance()
         self.refresh_from_db()
         return self
@@ -376,15 +387,25 @@ class RunbookRun(models.Model):
         self.state = state
         self.save(update_fields=["state", "started_at", "updated_at"])
 
+    @classmethod
+    def advance(cls, run_id: int) -> None:
+        """Locks the run and decides what it waits for next: a worker's way back after a step that
+        could not simply release its successor (a person's step next, a cancel, the end)."""
+        with transaction.atomic():
+            cls(pk=run_id)._lock()._advance()
+
     def _advance(self) -> None:
         """Decides what the locked run waits for next; call in the transaction that changed it."""
         if self.state in FINISHED_RUN_STATES:
             return
+        if self.cancel_requested_at is not None:
+            self._stop()
+            return
+        if self.first_look:
+            self._advance_checks()
+            return
         current = self._current()
         if current is not None and current.state == StepState.RUNNING:
-            return
-        if self.cancel_requested_at is not None:
-            self._finish_cancelled()
             return
         if current is None:
             self._finish()
@@ -407,19 +428,43 @@ class RunbookRun(models.Model):
         if current.enqueued_at is None:
             current.enqueued_at = timezone.now()
             current.save(update_fields=["enqueued_at", "updated_at"])
+            current.run = self
             current.enqueue(attempt=current.attempts + 1)
         # Queued until a worker first starts a step; once under way the run stays "running".
         self._set_state(RunState.QUEUED if self.state == RunState.QUEUED else RunState.RUNNING)
 
-    def _finish_cancelled(self) -> None:
+    def _advance_checks(self) -> None:
+        """A first look: its read-only checks are independent, so up to `concurrency` of them are
+        queued at once (the rest are released one by one as those finish, see StepRun.release_next);
+        once none is open the run is finished. Here, under the run lock, the queue is topped up."""
+        open_steps = list(self.step_runs.select_related("step").filter(state__in=OPEN_STEP_STATES).order_by("order"))
+        if not open_steps:
+            self._finish()
+            return
+        in_flight = sum(s.state == StepState.RUNNING or s.enqueued_at is not None for s in open_steps)
+        waiting = [s for s in open_steps if s.state == StepState.PENDING and s.enqueued_at is None]
+        release = waiting[: max(self.concurrency - in_flight, 0)]
+        now = timezone.now()
+        StepRun.objects.filter(pk__in=[s.pk for s in release]).update(enqueued_at=now, updated_at=now)
+        for step_run in release:
+            step_run.run = self
+            step_run.enqueue(attempt=step_run.attempts + 1)
+
+    def _stop(self) -> None:
+        """A cancel: steps not started are cancelled at once; the run ends when none is running
+        (a running step finishes and its result is recorded; then its worker comes back here)."""
         now = timezone.now()
         self.step_runs.filter(state=StepState.PENDING).update(
             state=StepState.CANCELLED, finished_at=now, updated_at=now
         )
-        self._finish(RunState.CANCELLED, by=self.cancel_requested_by)
+        if not self.step_runs.filter(state=StepState.RUNNING).exists():
+            self._finish(RunState.CANCELLED, by=self.cancel_requested_by)
 
     def _finish(self, state: str | None = None, *, by=None) -> None:
-        counts = dict(self.step_runs.values_list("state").annotate(n=Count("id")).order_by())
+        findings = Count("id", filter=Q(result__status__in=["warning", "critical"]))
+        rows = self.step_runs.values_list("state").annotate(n=Count("id"), findings=findings).order_by()
+        counts = {s: n for s, n, _ in rows}
+        found = sum(f for _, _, f in rows)
         if state is None:
             state = (
                 RunState.FAILED
@@ -428,14 +473,12 @@ class RunbookRun(models.Model):
                 if counts.get(StepState.TIMED_OUT)
                 else RunState.SUCCEEDED
             )
-        findings = self.step_runs.filter(result__status__in=["warning", "critical"]).count()
+        if state not in RUN_TRANSITIONS[self.state]:
+            raise InvalidTransition(f"Run #{self.pk} cannot go from {self.state} to {state}.")
         parts = [f"{n} {StepState(s).label.lower()}" for s, n in sorted(counts.items()) if n]
-        self.summary = ", ".join(parts) + (
-            f"; {findings} finding{'s' if findings != 1 else ''} to look at" if findings else ""
-        )
-        self.finished_at = timezone.now()
-        self.save(update_fields=["summary", "finished_at", "updated_at"])
-        self._set_state(state)
+        self.summary = ", ".join(parts) + (f"; {found} finding{'s' if found != 1 else ''} to look at" if found else "")
+        self.state, self.finished_at = state, timezone.now()
+        self.save(update_fields=["summary", "state", "finished_at", "updated_at"])
         record_runbook_run(state)
         verb = f"cancelled by {_name(by)}" if state == RunState.CANCELLED else RunState(state).label.lower()
         self._event(
@@ -682,6 +725,9 @@ class StepRun(models.Model):
         null=True, blank=True, help_text="Running past this, the worker is presumed lost."
     )
     worker = models.CharField(max_length=200, blank=True)
+    published_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the sweep last published the queued attempt again."
+    )
     approval_requested_at = models.DateTimeField(null=True, blank=True)
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -776,136 +822,217 @@ class StepRun(models.Model):
 
     def enqueue(self, *, attempt: int, countdown: float = 0) -> None:
         """Queues attempt number `attempt` on the worker once the current transaction commits."""
-        from runbooks.tasks import run_step  # the task module imports the models
-
-        step_run_id, timeout = self.pk, self.step.timeout
-
-        def publish():
-            try:
-                broker.publish(
-                    run_step,
-                    (step_run_id, attempt),
-                    countdown=countdown or None,
-                    soft_time_limit=timeout + SOFT_LIMIT_MARGIN,
-                    time_limit=timeout + HARD_LIMIT_MARGIN,
-                )
-            except Exception as exc:  # noqa: BLE001 - any broker failure must show on the step, not vanish
-                logger.error("could not queue step run %s: %s: %s", step_run_id, type(exc).__name__, exc)
-                StepRun.close(
-                    step_run_id,
-                    expected=StepState.PENDING,
-                    state=StepState.FAILED,
-                    reason=f"Could not queue the step for a worker ({type(exc).__name__}); is the broker up?",
-                )
-
-        transaction.on_commit(publish)
+        publish_step(self.pk, attempt, timeout=self.step.timeout, first_look=self.run.first_look, countdown=countdown)
 
     # --- verbs for workers and the reaper -------------------------------------------------
+    #
+    # A worker's step costs two statements to claim (read with everything the step needs, then a
+    # conditional UPDATE) and three to record (conditional UPDATE, one timeline entry, the
+    # successor's release) in one transaction; the run row is locked only when something must be
+    # decided (see RunbookRun.advance).
+
+    @classmethod
+    def for_worker(cls):
+        """Step runs with what a worker needs in one query: the step, its run with target, incident,
+        runbook and starter, and the successor (the step `concurrency` places later) it will release."""
+        successor = cls.objects.filter(
+            run=OuterRef("run"), order=OuterRef("order") + OuterRef("run__concurrency")
+        ).order_by()
+        return cls.objects.select_related(
+            "step__target_service", "run__target", "run__incident", "run__runbook", "run__started_by", "approved_by"
+        ).annotate(
+            successor_id=Subquery(successor.values("pk")[:1]),
+            successor_kind=Subquery(successor.values("step__kind")[:1]),
+            successor_safety=Subquery(successor.values("step__safety")[:1]),
+            successor_timeout=Subquery(successor.values("step__timeout_seconds")[:1]),
+        )
 
     @classmethod
     def claim(cls, step_run_id: int, attempt: int, *, worker: str) -> "StepRun | None":
         """Marks the step running for this attempt, or returns None when it must not run (any more)."""
-        with transaction.atomic():
-            run_id = cls.objects.filter(pk=step_run_id).values_list("run_id", flat=True).first()
-            if run_id is None:
-                return None
-            run = RunbookRun(pk=run_id)._lock()
-            step_run = (
-                cls.objects.select_for_update(of=("self",)).select_related("step__target_service").get(pk=step_run_id)
+        step_run = cls.for_worker().filter(pk=step_run_id).first()
+        if step_run is None or step_run.state != StepState.PENDING or step_run.attempts + 1 != attempt:
+            return None
+        run = step_run.run
+        if run.state in FINISHED_RUN_STATES:
+            return None
+        now = timezone.now()
+        started_at = step_run.started_at or now
+        deadline = now + timedelta(seconds=step_run.step.timeout + HARD_LIMIT_MARGIN + REAPER_GRACE)
+        # One statement decides: a cancel or another delivery of this attempt makes it match nothing.
+        claimed = cls.objects.filter(
+            pk=step_run_id,
+            state=StepState.PENDING,
+            attempts=attempt - 1,
+            run__state__in=ACTIVE_RUN_STATES,
+            run__cancel_requested_at__isnull=True,
+        ).update(
+            state=StepState.RUNNING,
+            attempts=attempt,
+            started_at=started_at,
+            deadline_at=deadline,
+            worker=worker[:200],
+            updated_at=now,
+        )
+        if not claimed:
+            RunbookRun.advance(run.pk)  # a cancel came first: the run stops here
+            return None
+        if run.state == RunState.QUEUED:
+            RunbookRun.objects.filter(pk=run.pk, state=RunState.QUEUED).update(
+                state=RunState.RUNNING, started_at=now, updated_at=now
             )
-            if (
-                run.state in FINISHED_RUN_STATES
-                or step_run.state != StepState.PENDING
-                or step_run.attempts + 1 != attempt
-            ):
-                return None
-            if run.cancel_requested_at is not None:
-                run._advance()
-                return None
-            now = timezone.now()
-            step_run._move(StepState.RUNNING)
-            step_run.attempts = attempt
-            step_run.started_at = step_run.started_at or now
-            step_run.deadline_at = now + timedelta(seconds=step_run.step.timeout + HARD_LIMIT_MARGIN + REAPER_GRACE)
-            step_run.worker = worker[:200]
-            step_run.save()
-            run.started_at = run.started_at or now
-            run._set_state(RunState.RUNNING)
-            step_run.run = run
-            if attempt == 1:
-                target = step_run.step.target_service or run.target
-                run._event(
-                    f"{run._label(step_run)} started: `{step_run.describe()}`"
-                    + (f" on **{target.slug}**" if target else "")
-                )
-            return step_run
+            run.state, run.started_at = RunState.RUNNING, now
+        step_run.state, step_run.attempts, step_run.started_at = StepState.RUNNING, attempt, started_at
+        step_run.deadline_at, step_run.worker = deadline, worker[:200]
+        return step_run
 
     @classmethod
-    def record(cls, step_run_id: int, attempt: int, outcome) -> bool:
-        """Stores what the worker found; schedules another attempt after a transient error."""
-        with transaction.atomic():
-            run_id = cls.objects.filter(pk=step_run_id).values_list("run_id", flat=True).first()
-            if run_id is None:
+    def record(cls, step_run: "StepRun | int", attempt: int, outcome) -> bool:
+        """Stores what the worker found (the claimed step run, or its id); schedules another
+        attempt after a transient error; releases the next step."""
+        if not isinstance(step_run, StepRun) or not hasattr(step_run, "successor_id"):
+            step_run = cls.for_worker().filter(pk=getattr(step_run, "pk", step_run)).first()
+            if step_run is None:
                 return False
-            run = RunbookRun(pk=run_id)._lock()
-            step_run = cls.objects.select_for_update(of=("self",)).select_related("step").get(pk=step_run_id)
-            if step_run.state != StepState.RUNNING or step_run.attempts != attempt:
-                return False  # reaped meanwhile, or a duplicate delivery
-            now = timezone.now()
-            retries = settings.RUNBOOK_STEP_RETRIES
-            if outcome.transient and attempt <= retries and run.cancel_requested_at is None:
-                delay = settings.RUNBOOK_STEP_RETRY_BACKOFF * 2 ** (attempt - 1)
-                step_run._move(StepState.PENDING)
-                step_run.output = cap_output(
-                    f"{step_run.output}Attempt {attempt} failed: {outcome.result.get('error')}; "
-                    f"retrying in {delay} s.\n"
-                )
-                step_run.enqueued_at, step_run.deadline_at = now + timedelta(seconds=delay), None
-                step_run.save()
-                step_run.enqueue(attempt=attempt + 1, countdown=delay)
-                return True
-            step_run._move(outcome.state)
-            history = step_run.output
-            step_run.output = cap_output(f"{history}\n{outcome.output}".strip() if history else outcome.output)
-            step_run.result = outcome.result
-            step_run.finished_at, step_run.deadline_at = now, None
-            step_run.save()
-            duration_ms = outcome.result.get("duration_ms")
-            if isinstance(duration_ms, int | float):
-                observe_runbook_step(step_run.step.action, duration_ms / 1000)
-            run._event(f"{run._label(step_run)} {StepState(outcome.state).label.lower()}: {outcome.summary}")
-            run._advance()
-            return True
+        run = step_run.run
+        if outcome.transient and attempt <= settings.RUNBOOK_STEP_RETRIES and run.cancel_requested_at is None:
+            return step_run._retry(attempt, outcome)
+        history = step_run.output
+        output = cap_output(f"{history}\n{outcome.output}".strip() if history else outcome.output)
+        summary = f"{StepState(outcome.state).label.lower()}: {outcome.summary}{step_run._what_ran()}"
+        if not step_run._end(StepState.RUNNING, outcome.state, output, outcome.result, summary, attempts=attempt):
+            return False  # reaped meanwhile, or a duplicate delivery
+        duration_ms = outcome.result.get("duration_ms")
+        if isinstance(duration_ms, int | float):
+            observe_runbook_step(step_run.step.action, duration_ms / 1000)
+        return True
+
+    def _end(self, expected: str, state: str, output: str, result: dict, summary: str, **unchanged) -> bool:
+        """Moves the step from `expected` to the final `state` unless it moved meanwhile (the
+        conditional UPDATE matches nothing), with its one timeline entry, then releases its
+        successor. When a decision follows instead (a person's step next, the run's end), the run
+        is locked first, in the order the verbs for people lock: run, then step."""
+        if state not in STEP_TRANSITIONS[expected]:
+            raise InvalidTransition(f"Step {self.order} cannot go from {expected} to {state}.")
+        run = self.run
+        fast = self.successor_id is not None and (run.first_look or self._successor_runs_by_itself())
+        now = timezone.now()
+        with transaction.atomic():
+            if not fast:
+                run = self.run = run._lock()
+            done = StepRun.objects.filter(pk=self.pk, state=expected, **unchanged).update(
+                state=state, output=output, result=result, finished_at=now, deadline_at=None, updated_at=now
+            )
+            if not done:
+                return False
+            self.state, self.output, self.result, self.finished_at, self.deadline_at = state, output, result, now, None
+            run._event(f"{run._label(self)} {summary}")
+            released = fast and self.release_next(now)
+            if not fast:
+                run._advance()
+        if fast and not released:
+            RunbookRun.advance(run.pk)  # released already, or the run was cancelled meanwhile
+        return True
+
+    def _retry(self, attempt: int, outcome) -> bool:
+        delay = settings.RUNBOOK_STEP_RETRY_BACKOFF * 2 ** (attempt - 1)
+        output = cap_output(
+            f"{self.output}Attempt {attempt} failed: {outcome.result.get('error')}; retrying in {delay} s.\n"
+        )
+        now = timezone.now()
+        due = now + timedelta(seconds=delay)
+        with transaction.atomic():
+            done = StepRun.objects.filter(pk=self.pk, state=StepState.RUNNING, attempts=attempt).update(
+                state=StepState.PENDING, output=output, enqueued_at=due, deadline_at=None, updated_at=now
+            )
+            if done:
+                self.enqueue(attempt=attempt + 1, countdown=delay)
+        return bool(done)
+
+    def _what_ran(self) -> str:
+        target = self.step.target_service or self.run.target
+        return f" — `{self.describe()}`" + (f" on **{target.slug}**" if target else "")
+
+    def _successor_runs_by_itself(self) -> bool:
+        """In a person's run: the next step is automated and needs no approval."""
+        approval = self.successor_safety in (Safety.DANGEROUS, Safety.CHANGE)
+        return self.successor_kind == StepKind.AUTOMATED and not approval
+
+    def release_next(self, now) -> bool:
+        """Queues the successor of this finished step (loaded by `for_worker`): every check of a
+        first look, or a person's run's next step that runs by itself. The UPDATE matches nothing
+        when it was released already, or the run was cancelled or finished."""
+        run = self.run
+        released = StepRun.objects.filter(
+            pk=self.successor_id,
+            state=StepState.PENDING,
+            enqueued_at__isnull=True,
+            run__state__in=ACTIVE_RUN_STATES,
+            run__cancel_requested_at__isnull=True,
+        ).update(enqueued_at=now, updated_at=now)
+        if released:
+            timeout = self.successor_timeout or settings.RUNBOOK_STEP_TIMEOUT
+            publish_step(self.successor_id, 1, timeout=timeout, first_look=run.first_look)
+        return bool(released)
 
     @classmethod
     def close(cls, step_run_id: int, *, expected: str, state: str, reason: str, before=None) -> bool:
         """Ends a step the worker will not finish (lost worker, never picked up, unqueueable)."""
+        step_run = cls.for_worker().filter(pk=step_run_id).first()
+        if step_run is None or step_run.state != expected:
+            return False
+        field = "deadline_at" if expected == StepState.RUNNING else "enqueued_at"
+        moment = getattr(step_run, field)
+        if before is not None and (moment is None or moment >= before):
+            return False
+        output = cap_output(f"{step_run.output}\n{reason}".strip())
+        result = {**(step_run.result or {}), "error": reason}
+        summary = f"{StepState(state).label.lower()}: {reason}"
+        return step_run._end(expected, state, output, result, summary, attempts=step_run.attempts, **{field: moment})
+
+    @classmethod
+    def rerun_after_loss(cls, step_run_id: int, *, before) -> bool:
+        """A read-only step whose worker was lost mid-step runs once more instead of failing: reading
+        again changes nothing. The attempt count moves on, so the lost attempt's message (redelivered
+        when the broker notices) is stale."""
+        step_run = cls.for_worker().filter(pk=step_run_id).first()
+        if step_run is None or step_run.state != StepState.RUNNING or step_run.deadline_at is None:
+            return False
+        if step_run.deadline_at >= before:
+            return False
+        lost = step_run.worker or "?"
+        note = f"No result from worker {lost} within the step's hard time limit; running it once more (read-only).\n"
+        now = timezone.now()
         with transaction.atomic():
-            run_id = cls.objects.filter(pk=step_run_id).values_list("run_id", flat=True).first()
-            if run_id is None:
+            done = cls.objects.filter(
+                pk=step_run_id, state=StepState.RUNNING, attempts=step_run.attempts, deadline_at=step_run.deadline_at
+            ).update(
+                state=StepState.PENDING,
+                output=cap_output(f"{step_run.output}{note}"),
+                result={**(step_run.result or {}), "lost_worker": lost},
+                enqueued_at=now,
+                deadline_at=None,
+                updated_at=now,
+            )
+            if not done:
                 return False
-            run = RunbookRun(pk=run_id)._lock()
-            step_run = cls.objects.select_for_update(of=("self",)).select_related("step").get(pk=step_run_id)
-            if step_run.state != expected:
-                return False
-            moment = step_run.deadline_at if expected == StepState.RUNNING else step_run.enqueued_at
-            if before is not None and (moment is None or moment >= before):
-                return False
-            step_run._move(state)
-            step_run.output = cap_output(f"{step_run.output}\n{reason}".strip())
-            step_run.result = {**(step_run.result or {}), "error": reason}
-            step_run.finished_at, step_run.deadline_at = timezone.now(), None
-            step_run.save()
-            run._event(f"{run._label(step_run)} {StepState(state).label.lower()}: {reason}")
-            run._advance()
-            return True
+            run = step_run.run
+            run._event(f"{run._label(step_run)}: worker {lost} was lost mid-step; the read-only step runs once more.")
+            step_run.enqueue(attempt=step_run.attempts + 1)
+        return True
 
     @classmethod
     def reap(cls, now=None) -> int:
-        """Closes steps whose worker died (running past the hard limit) or that no worker picked up."""
+        """Handles steps whose worker died (running past the hard limit): a read-only one runs once
+        more, any other fails; publishes again queued steps whose message may be lost; times out
+        those no worker picked up; and moves on runs whose worker died between two steps."""
         now = now or timezone.now()
         closed = 0
-        for pk, worker in cls.objects.filter(state=StepState.RUNNING, deadline_at__lt=now).values_list("pk", "worker"):
+        lost = cls.objects.filter(state=StepState.RUNNING, deadline_at__lt=now)
+        for pk, worker, safety, result in lost.values_list("pk", "worker", "step__safety", "result"):
+            if safety == Safety.READ_ONLY and not (result or {}).get("lost_worker"):
+                closed += cls.rerun_after_loss(pk, before=now)
+                continue
             closed += cls.close(
                 pk,
                 expected=StepState.RUNNING,
@@ -927,7 +1054,75 @@ class StepRun(models.Model):
                 before=queued_before,
                 reason=(
                     f"No worker picked this step up within {settings.RUNBOOK_STEP_QUEUE_TIMEOUT} s; "
-                    "is a worker consuming the 'runbooks' queue?"
+                    "is a worker consuming the 'runbooks' and 'first_look' queues?"
                 ),
             )
+        cls.republish(now)
+        stalled_runs(now)
         return closed
+
+    @classmethod
+    def republish(cls, now) -> int:
+        """Publishes again the queued attempts waiting longer than RUNBOOK_STEP_REPUBLISH_AFTER (at
+        most once per that interval each): a message lost between commit and publish, or wiped by a
+        broker restart, would otherwise wait for the queue timeout. A duplicate finds the attempt
+        claimed already and does nothing."""
+        before = now - timedelta(seconds=settings.RUNBOOK_STEP_REPUBLISH_AFTER)
+        due = cls.objects.filter(state=StepState.PENDING, enqueued_at__lt=before).filter(
+            Q(published_at__isnull=True) | Q(published_at__lt=before)
+        )
+        count = 0
+        for step_run in due.select_related("step", "run"):
+            marked = cls.objects.filter(pk=step_run.pk, state=StepState.PENDING, attempts=step_run.attempts).update(
+                published_at=now
+            )
+            if marked:
+                logger.warning("step run %s queued since %s: publishing it again", step_run.pk, step_run.enqueued_at)
+                step_run.enqueue(attempt=step_run.attempts + 1)
+                count += 1
+        return count
+
+
+def stalled_runs(now) -> int:
+    """Runs that wait for a worker while no step is running or queued, none having finished for a
+    while: their worker died after recording a step and before releasing the next. Decided again."""
+    before = now - timedelta(seconds=settings.RUNBOOK_STEP_REPUBLISH_AFTER)
+    steps = StepRun.objects.filter(run=OuterRef("pk"))
+    busy = (
+        Q(state=StepState.RUNNING) | Q(state=StepState.PENDING, enqueued_at__isnull=False) | Q(finished_at__gte=before)
+    )
+    stalled = RunbookRun.objects.filter(state__in=[RunState.QUEUED, RunState.RUNNING], created_at__lt=before).exclude(
+        Exists(steps.filter(busy))
+    )
+    run_ids = list(stalled.values_list("pk", flat=True)[:500])
+    for run_id in run_ids:
+        logger.warning("run %s waited for a worker with nothing queued: deciding its next step again", run_id)
+        RunbookRun.advance(run_id)
+    return len(run_ids)
+
+
+def publish_step(step_run_id: int, attempt: int, *, timeout: int, first_look: bool, countdown: float = 0) -> None:
+    """Publishes attempt `attempt` of a step once the current transaction commits, on the
+    first_look queue for a first look's checks (so deliveries or long runs never starve them)."""
+    from runbooks.tasks import run_step  # the task module imports the models
+
+    def publish():
+        try:
+            broker.publish(
+                run_step,
+                (step_run_id, attempt),
+                countdown=countdown or None,
+                queue="first_look" if first_look else "runbooks",
+                soft_time_limit=timeout + SOFT_LIMIT_MARGIN,
+                time_limit=timeout + HARD_LIMIT_MARGIN,
+            )
+        except Exception as exc:  # noqa: BLE001 - any broker failure must show on the step, not vanish
+            logger.error("could not queue step run %s: %s: %s", step_run_id, type(exc).__name__, exc)
+            StepRun.close(
+                step_run_id,
+                expected=StepState.PENDING,
+                state=StepState.FAILED,
+                reason=f"Could not queue the step for a worker ({type(exc).__name__}); is the broker up?",
+            )
+
+    transaction.on_commit(publish)

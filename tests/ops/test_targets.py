@@ -165,7 +165,8 @@ def test_a_step_whose_service_lost_its_setting_fails_and_leaves_the_portal_alone
     step = done.step_runs.get()
     assert (done.state, step.state, step.output, step.result["error"]) == ("failed", "failed", message, message)
     bodies = TimelineEvent.objects.filter(incident=incident, kind="runbook").values_list("body", flat=True)
-    assert f"Step 1/1 **Flush the cache** failed: {message}" in bodies
+    # One entry for the finished step: what it found, then what ran where.
+    assert f"Step 1/1 **Flush the cache** failed: {message} — `{step.describe()}` on **sessions**" in bodies
     assert cache.get("ops-test:portal-keeps-this") == "yes"  # the portal's own cache was not flushed instead
     audit = AuditRecord.objects.get()
     assert (audit.action, audit.target, audit.ok, audit.summary) == ("cache_flush", "sessions", False, message)

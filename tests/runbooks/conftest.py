@@ -20,6 +20,7 @@ from tests.factories import ServiceFactory
 
 SEEDS = Path(__file__).resolve().parents[2] / "runbooks" / "seeds"
 RELEASE = threading.Event()  # set at the end of the session: lets /hang requests return
+HUNG_ONCE: set[str] = set()  # keys of /hang-once that already hung
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -54,6 +55,12 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/hang":
             RELEASE.wait(120)
             return self._send(200, {"status": "late"})
+        if url.path == "/hang-once":  # hangs the first request for a key, answers the next ones
+            key = query.get("key", "")
+            if key not in HUNG_ONCE:
+                HUNG_ONCE.add(key)
+                RELEASE.wait(120)
+            return self._send(200, {"status": "ok"})
         if url.path == "/echo":
             return self._send(
                 200, {"authorization": self.headers.get("Authorization"), "token": self.headers.get("X-Token")}
@@ -209,7 +216,7 @@ def purge_runbook_queue(*queues: str) -> None:
     from opsportal.celery import app
 
     with app.connection_for_write() as conn:
-        for name in queues or ("runbooks",):
+        for name in queues or ("runbooks", "first_look"):
             queue = app.amqp.queues[name] if name in app.amqp.queues else app.amqp.Queue(name)
             queue(conn.default_channel).declare()
             conn.default_channel.queue_purge(name)
@@ -217,7 +224,7 @@ def purge_runbook_queue(*queues: str) -> None:
 
 @pytest.fixture(scope="module")
 def worker_thread():
-    """A real Celery worker in a thread, consuming the runbooks queue on the configured broker.
+    """A real Celery worker in a thread, consuming the runbooks and first_look queues on the configured broker.
     One per test module: starting and stopping a worker costs seconds."""
     from celery.contrib.testing.worker import start_worker
     from celery.signals import task_postrun
@@ -238,7 +245,7 @@ def worker_thread():
             pool="solo",
             concurrency=1,
             perform_ping_check=False,
-            queues=["runbooks"],
+            queues=["runbooks", "first_look"],
             loglevel="WARNING",
             shutdown_timeout=30,
         ) as worker:

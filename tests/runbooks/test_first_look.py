@@ -72,11 +72,17 @@ def test_alert_names_match_whole_names_whatever_the_case(checkout_runbook):
     assert RunbookRun.objects.count() == 1
 
 
-def test_no_runbook_for_the_alert_starts_nothing(checkout_runbook):
+def test_no_runbook_for_the_alert_starts_nothing_and_the_timeline_says_so(checkout_runbook, client, viewer):
     incident = IncidentFactory()
     start_first_look(incident, "DiskFull", integration=None)
-    start_first_look(incident, "", integration=None)
-    assert not RunbookRun.objects.exists() and bodies(incident) == []
+    other = IncidentFactory()
+    start_first_look(other, "", integration=None)
+    assert not RunbookRun.objects.exists()
+    assert bodies(incident) == ["No first look: no runbook answers alert `DiskFull`."]
+    assert bodies(other) == ["No first look: the alert has no name for a runbook to answer."]
+    client.force_login(viewer)
+    timeline = client.get(f"/incidents/{incident.pk}/timeline/entries/").content.decode()
+    assert "No first look: no runbook answers alert <code>DiskFull</code>." in timeline
 
 
 def test_a_runbook_without_a_reachable_check_says_so_on_the_timeline():

@@ -65,9 +65,10 @@ def test_a_worker_runs_the_step_then_the_run_waits_for_a_person(responder, incid
     assert first.state == "succeeded" and first.attempts == 1 and first.result["status"] == "ok"
     assert first.result["figures"]["status_code"] == 200 and first.started_at and first.finished_at
     assert run.state == "waiting_input" and second.waiting_for == "input"
+    # One entry per finished step: what it found, then what ran where.
     assert events(incident)[1:] == [
-        "Step 1/2 **API health** started: `http_check GET /health` on **checkout-api**",
-        f"Step 1/2 **API health** succeeded: {first.result['status'].upper()}: {first.result['summary']}",
+        f"Step 1/2 **API health** succeeded: {first.result['status'].upper()}: {first.result['summary']}"
+        " — `http_check GET /health` on **checkout-api**",
     ]
 
 
@@ -274,24 +275,52 @@ def test_secrets_never_reach_output_results_events_logs_or_the_api(
         assert secret not in stored
 
 
-def test_the_reaper_fails_a_step_whose_worker_died(responder, incident, target):
+def test_the_reaper_runs_a_read_only_step_once_more_then_fails_it(
+    responder, incident, target, django_capture_on_commit_callbacks
+):
     run = RunbookRun.start(
         make_runbook(steps=[HEALTH, manual("next")], services=[target]), by=responder, incident=incident
     )
     step = steps(run)[0]
     assert StepRun.claim(step.pk, 1, worker="celery@dead-host") is not None
     assert reap_stuck_steps() == 0  # still within its hard time limit
+    with time_machine.travel(timezone.now() + timedelta(minutes=5)), django_capture_on_commit_callbacks() as queued:
+        assert reap_stuck_steps() == 1
+    step.refresh_from_db()
+    # Reading again changes nothing: the check is queued once more as attempt 2.
+    assert (step.state, step.attempts, len(queued)) == ("pending", 1, 1)
+    assert "No result from worker celery@dead-host" in step.output and "running it once more" in step.output
+    assert events(incident)[-1] == (
+        "Step 1/2 **API health**: worker celery@dead-host was lost mid-step; the read-only step runs once more."
+    )
+    from runbooks.execution import Outcome
+
+    # The lost worker coming back late cannot record its attempt any more.
+    assert StepRun.record(step.pk, 1, Outcome("succeeded", "late")) is False
+    assert StepRun.claim(step.pk, 2, worker="celery@dead-again") is not None
+    with time_machine.travel(timezone.now() + timedelta(minutes=10)):
+        assert reap_stuck_steps() == 1
+    step.refresh_from_db()
+    run.refresh_from_db()
+    # Only once: lost again, it fails.
+    assert step.state == "failed" and "No result from worker celery@dead-again" in step.result["error"]
+    assert run.state == "waiting_input"
+    assert any("Marked failed by the reaper" in e for e in events(incident))
+    assert StepRun.record(step.pk, 2, Outcome("succeeded", "late")) is False
+
+
+def test_the_reaper_fails_a_change_step_whose_worker_died_at_once(responder, responder2, incident, target):
+    change = auto("http_check", {"path": "/health"}, title="Flush", safety="change")
+    run = RunbookRun.start(make_runbook(steps=[change], services=[target]), by=responder, incident=incident)
+    step = steps(run)[0]
+    run.approve_step(step.pk, by=responder2)
+    assert StepRun.claim(step.pk, 1, worker="celery@dead-host") is not None
     with time_machine.travel(timezone.now() + timedelta(minutes=5)):
         assert reap_stuck_steps() == 1
     step.refresh_from_db()
     run.refresh_from_db()
-    assert step.state == "failed" and "No result from worker celery@dead-host" in step.result["error"]
-    assert run.state == "waiting_input"
-    assert any("Marked failed by the reaper" in e for e in events(incident))
-    from runbooks.execution import Outcome
-
-    # The worker coming back late cannot overwrite what the reaper decided.
-    assert StepRun.record(step.pk, 1, Outcome("succeeded", "late")) is False
+    assert step.state == "failed" and step.attempts == 1 and "No result from worker celery@dead-host" in step.output
+    assert run.state == "failed" and "running it once more" not in " ".join(events(incident))
 
 
 def test_the_reaper_times_out_a_step_no_worker_picked_up(responder, target, settings):

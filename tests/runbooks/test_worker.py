@@ -51,7 +51,7 @@ def test_a_run_goes_end_to_end_through_a_real_worker(celery_worker, people, targ
     assert run.summary == "4 succeeded; 1 finding to look at"
     assert run.step_runs.get(order=1).worker.startswith("gen") or run.step_runs.get(order=1).worker
     bodies = list(TimelineEvent.objects.filter(incident=incident, kind="runbook").values_list("body", flat=True))
-    assert len(bodies) == 1 + 2 + 2 + 1 + 2 + 1  # start, 2 automated x (start, finish), tick, 1 x 2, finish
+    assert len(bodies) == 1 + 2 + 1 + 1 + 1  # start, 2 automated steps (one entry each), tick, 1 automated, finish
     assert bodies[-1].startswith("Runbook **Checkout checks** [run #") and bodies[-1].endswith(
         "succeeded: 4 succeeded; 1 finding to look at."
     )
