@@ -9,7 +9,7 @@ by hand without racing a hidden queued retry.
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from smtplib import SMTPException
 
 from celery import shared_task
@@ -19,9 +19,9 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from incidents import metrics
-from incidents.alerting import intake, notify, paging
-from incidents.choices import DeliveryState, WebhookDeliveryState
-from incidents.models import AlertDelivery, Page, PostIncidentReview, SlaClock, WebhookDelivery
+from incidents.alerting import intake, notify, paging, selftest
+from incidents.choices import AlertStatus, DeliveryState, WebhookDeliveryState
+from incidents.models import AlertDelivery, Integration, Page, PostIncidentReview, SlaClock, WebhookDelivery
 from incidents.notifications.formats.email import single_line
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,21 @@ def mark_overdue_reviews() -> int:
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=2, max_retries=5)
 def process_alert_delivery(delivery_id: int) -> None:
     intake.apply_delivery(delivery_id)
+
+
+@shared_task(acks_late=True)
+def resolve_test_alert(integration_id: int, test_id: str, starts_at: str, sent_by: str = "") -> None:
+    """The "resolved" notification of a test alert, sent through the intake like the firing one."""
+    integration = Integration.objects.filter(pk=integration_id).first()
+    if integration is None:
+        return  # deleted since: nothing left to resolve
+    selftest.send(
+        integration,
+        test_id,
+        AlertStatus.RESOLVED,
+        starts_at=datetime.fromisoformat(starts_at),
+        sent_by=sent_by,
+    )
 
 
 @shared_task
