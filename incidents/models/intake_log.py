@@ -30,11 +30,15 @@ class IntakeEvent(models.Model):
     reason = models.CharField(max_length=REASON_MAX_LENGTH, blank=True)
     body_excerpt = models.TextField(blank=True, help_text=f"The first {BODY_EXCERPT_BYTES} bytes of a refused body.")
     body_size = models.PositiveIntegerField(default=0)
+    # No database constraint and nothing done on delete: the retention sweep deletes payloads in
+    # bulk, and a SET_NULL here would make Django load each payload to do it. A duplicate whose
+    # payload is gone shows without it (a nullable select_related is an outer join).
     delivery = models.ForeignKey(
         AlertDelivery,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         related_name="+",
         help_text="The stored payload a duplicate repeated.",
     )

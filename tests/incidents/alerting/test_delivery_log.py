@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from incidents.models import AlertDelivery, Incident, IntakeEvent, Integration
+from ops import retention
 from tests.incidents.alerting.payloads import alert, alertmanager
 
 pytestmark = pytest.mark.django_db
@@ -166,3 +167,13 @@ def test_the_accepted_payload_shown_is_the_latest(post_alerts, page):
     shown = re.search(r'<pre class="payload" data-testid="last-payload">(.*?)</pre>', html, re.S).group(1)
     assert "SecondAlert" in shown and "FirstAlert" not in shown
     assert json.loads(shown.replace("&quot;", '"'))["groupKey"].endswith('{alertname="b"}')
+
+
+def test_a_duplicate_outlives_the_payload_retention_removed(post_alerts, page):
+    post_alerts(alertmanager(alert()))
+    post_alerts(alertmanager(alert()))
+    AlertDelivery.objects.update(received_at="2000-01-01T00:00:00Z")
+    assert retention.run().counts["alert_payloads"] == 1
+    html = page()
+    assert rows(html) == ["duplicate"]
+    assert "Same payload as delivery #?" in html
