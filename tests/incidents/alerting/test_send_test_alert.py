@@ -2,9 +2,13 @@
 that pages nobody, starts no first look and resolves itself. Tasks run eagerly here (the
 resolution with them); test_worker.py runs the same through a real worker."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 
+from incidents import dashboard
 from incidents.alerting import sources
 from incidents.choices import AlertStatus
 from incidents.models import (
@@ -184,8 +188,6 @@ def test_a_test_payload_the_intake_refuses_is_a_400_and_logged(client, admin_use
 
 def test_every_registered_source_writes_a_payload_it_accepts():
     """A source's test payload must pass its own validation, firing and resolved."""
-    from datetime import UTC, datetime
-
     for slug in sources.slugs():
         source = sources.get(slug)
         if source.test_payload is None:
@@ -194,3 +196,11 @@ def test_every_registered_source_writes_a_payload_it_accepts():
             test = sources.TestAlert("0" * 32, status, datetime(2026, 1, 1, tzinfo=UTC), None, "x", "http://p/")
             batch = source.normalise(source.test_payload(test))
             assert batch.alerts[0].labels["opsportal_test"] == "true" and batch.alerts[0].status == status
+
+
+def test_test_incidents_stay_out_of_mttr(client, admin_user, integration):
+    client.force_login(admin_user)
+    send(client, integration)
+    assert Incident.objects.get().status == "resolved"
+    week = dashboard.response_times(timezone.now())[0]
+    assert (week["count"], week["mttr"]) == (0, None)
