@@ -253,3 +253,11 @@ class PageState(models.TextChoices):
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Not sent (acknowledged or decided first)"
     UNROUTED = "unrouted", "Nobody to page"
+
+
+class IntakeOutcome(models.TextChoices):
+    """What the intake answered one request of an integration (its delivery log)."""
+
+    ACCEPTED = "accepted", "Accepted"
+    DUPLICATE = "duplicate", "Duplicate"
+    REFUSED = "refused", "Refused"

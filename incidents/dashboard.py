@@ -78,7 +78,7 @@ def response_times(now: datetime) -> list[dict]:
 
     A person who moves an incident straight from triggered to investigating leaves no
     acknowledged_at; their move is in sla.acknowledged_at. Incidents whose alerts resolved
-    before anyone responded have neither and are not in MTTA.
+    before anyone responded have neither and are not in MTTA. Test incidents count in neither.
     """
     acknowledged = Coalesce("sla__acknowledged_at", "acknowledged_at")
     to_ack = ExpressionWrapper(acknowledged - F("detected_at"), output_field=DurationField())
@@ -95,7 +95,8 @@ def response_times(now: datetime) -> list[dict]:
             to_resolve, filter=since & (Q(resolved_at__isnull=False) | Q(closed_at__isnull=False))
         )
         aggregates[f"count_{days}"] = Count("id", filter=since)
-    values = Incident.objects.aggregate(**aggregates)
+    # Test incidents (a test alert, resolved by itself in a minute) would flatter MTTR.
+    values = Incident.objects.filter(is_test=False).aggregate(**aggregates)
     return [
         {"days": d, "mtta": values[f"mtta_{d}"], "mttr": values[f"mttr_{d}"], "count": values[f"count_{d}"]}
         for d in WINDOWS

@@ -11,7 +11,7 @@ by hand without racing a hidden queued retry.
 import logging
 import random
 from contextlib import suppress
-from datetime import timedelta
+from datetime import datetime, timedelta
 from smtplib import SMTPException
 
 from celery import shared_task
@@ -23,9 +23,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from incidents import metrics
-from incidents.alerting import intake, notify, paging
-from incidents.choices import DeliveryState, WebhookDeliveryState
-from incidents.models import AlertDelivery, Page, PostIncidentReview, SlaClock, WebhookDelivery
+from incidents.alerting import intake, notify, paging, selftest
+from incidents.choices import AlertStatus, DeliveryState, WebhookDeliveryState
+from incidents.models import AlertDelivery, Integration, Page, PostIncidentReview, SlaClock, WebhookDelivery
 from incidents.notifications.formats.email import single_line
 
 logger = logging.getLogger(__name__)
@@ -103,6 +103,21 @@ def _gave_up(delivery_id: int) -> None:
         cache.set(GAVE_UP_KEY, sorted({*noted, delivery_id})[-SWEEP_BATCH:], timeout=None)
     except Exception as exc:  # noqa: BLE001 - without the cache, the sweep's age threshold still finds it
         logger.warning("could not note alert delivery %s for the sweep: %s", delivery_id, exc)
+
+
+@shared_task(acks_late=True)
+def resolve_test_alert(integration_id: int, test_id: str, starts_at: str, sent_by: str = "") -> None:
+    """The "resolved" notification of a test alert, sent through the intake like the firing one."""
+    integration = Integration.objects.filter(pk=integration_id).first()
+    if integration is None:
+        return  # deleted since: nothing left to resolve
+    selftest.send(
+        integration,
+        test_id,
+        AlertStatus.RESOLVED,
+        starts_at=datetime.fromisoformat(starts_at),
+        sent_by=sent_by,
+    )
 
 
 @shared_task

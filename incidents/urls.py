@@ -74,6 +74,8 @@ review_patterns = [
 # the "alerting" namespace.
 alerting_patterns = [
     path("integrations/", integrations.integrations, name="integrations"),
+    path("integrations/<int:pk>/", integrations.integration, name="integration"),
+    path("integrations/<int:pk>/test-alert/", integrations.send_test_alert, name="send_test_alert"),
     path("integrations/<int:pk>/rotate/", integrations.rotate_token, name="rotate_token"),
     path("webhooks/", integrations.webhooks, name="webhooks"),
     path("webhooks/deliveries/<int:pk>/redeliver/", integrations.redeliver, name="redeliver"),

@@ -240,6 +240,7 @@ CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for nam
 CELERY_TASK_ROUTES = {
     "incidents.tasks.process_alert_delivery": {"queue": "intake"},
     "incidents.tasks.send_page": {"queue": "intake"},
+    "incidents.tasks.resolve_test_alert": {"queue": "intake"},
     "runbooks.*": {"queue": "runbooks"},
     # Approved dangerous ops actions are remediation work, like runbook steps.
     "ops.tasks.execute_request": {"queue": "runbooks"},
@@ -343,6 +344,11 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "ops-portal@localhost")
 PAGE_LINK_MAX_AGE_SECONDS = env_int("PAGE_LINK_MAX_AGE_SECONDS", 3600, minimum=60)
 
 # --- Alert intake ----------------------------------------------------------------------------
+# Refusals and duplicates kept per integration, each (its page's delivery log); older ones are pruned.
+INTAKE_LOG_KEEP = env_int("INTAKE_LOG_KEEP", 100, minimum=10)
+# A "send a test alert" resolves itself this long after it fired, through the intake again.
+TEST_ALERT_RESOLVE_AFTER_SECONDS = env_int("TEST_ALERT_RESOLVE_AFTER_SECONDS", 60, minimum=1)
+
 # --- Ops: retention, maintenance mode (README "Configuration > Ops") ----------------------------
 RETENTION_DAYS = env_int("RETENTION_DAYS", 30, minimum=1)
 RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000, minimum=1)

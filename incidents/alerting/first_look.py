@@ -17,6 +17,8 @@ from incidents.signals import first_look_requested
 
 
 def start_first_look(incident, alertname: str, integration) -> None:
+    if incident.is_test:
+        return  # a test alert checks the intake, not the services: it runs nothing against them
     first_look_requested.send(type(incident), incident=incident, alertname=alertname, integration=integration)
 
 

@@ -430,6 +430,7 @@ def _open_incident(integration: Integration, alert: NormalisedAlert, now: dateti
         services=[service] if service else [],
         started_at=alert.starts_at,
         detected_at=now,
+        is_test=sources.is_test_alert(labels),
     )
 
 

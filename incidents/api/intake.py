@@ -13,6 +13,9 @@ Integration.for_token):
   the number of alerts or the length of the group key: Alertmanager drops a notification for good
   on a 4xx, so what it can send is stored and the worker applies it in chunks;
 - 503 when the payload cannot be stored or queued, so Alertmanager retries.
+
+Once the token names an integration, duplicates and refusals (400, 413) are logged on its page
+(incidents/alerting/receive.py); an unknown token belongs to no integration and is not logged.
 """
 
 import logging
@@ -26,7 +29,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from incidents.alerting import intake, sources
+from incidents.alerting import intake, receive, sources
 from incidents.models import Integration
 
 logger = logging.getLogger(__name__)
@@ -54,12 +57,6 @@ class AlertIntakeView(APIView):
         summary="Alertmanager / Grafana webhook (payload version 4; Grafana's version 1)",
     )
     def post(self, request, kind: str, token: str):
-        try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared > settings.ALERT_INTAKE_MAX_BODY_BYTES:
-            return _too_large()
         source = sources.get(kind)
         if source is None:
             return Response({"detail": f"Unknown integration kind {kind[:50]!r}."}, status=status.HTTP_404_NOT_FOUND)
@@ -70,16 +67,17 @@ class AlertIntakeView(APIView):
             return _unavailable("The database is unavailable.")
         if integration is None:
             return Response({"detail": "Unknown integration token."}, status=status.HTTP_404_NOT_FOUND)
+        # From here the request is the integration's: what is refused shows in its delivery log.
+        declared = _declared_length(request)
+        if declared > settings.ALERT_INTAKE_MAX_BODY_BYTES:
+            return _too_large(integration, declared)
         body = _read_body(request._request)
         if len(body) > settings.ALERT_INTAKE_MAX_BODY_BYTES:
-            return _too_large()
+            return _too_large(integration, len(body), body)
         try:
-            raw = sources.read_json(body)
-            batch = source.normalise(raw)
+            delivery, created = receive.receive(integration, source, body)
         except sources.PayloadError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        try:
-            delivery, created = intake.store(integration, raw, batch)
         except intake.QueueUnavailable:
             return _unavailable("The payload is stored but could not be queued.")
         except DatabaseError:
@@ -93,6 +91,13 @@ class AlertIntakeView(APIView):
             },
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+def _declared_length(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
 
 
 def _read_body(request) -> bytes:
@@ -115,14 +120,13 @@ def _read_body(request) -> bytes:
     return b"".join(parts)
 
 
-def _too_large() -> Response:
-    return Response(
-        {
-            "detail": f"The body is larger than {settings.ALERT_INTAKE_MAX_BODY_BYTES} bytes; "
-            "lower max_alerts in Alertmanager or raise ALERT_INTAKE_MAX_BODY_BYTES."
-        },
-        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+def _too_large(integration: Integration, size: int, body: bytes = b"") -> Response:
+    detail = (
+        f"The body is larger than {settings.ALERT_INTAKE_MAX_BODY_BYTES} bytes; "
+        "lower max_alerts in Alertmanager or raise ALERT_INTAKE_MAX_BODY_BYTES."
     )
+    receive.refuse(integration, detail, status_code=413, body=body, size=size)
+    return Response({"detail": detail}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
 
 
 def _unavailable(message: str) -> Response:

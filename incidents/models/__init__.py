@@ -12,6 +12,7 @@ from incidents.models.incident import (
     TimelineEventQuerySet,
     TimelineEventRevision,
 )
+from incidents.models.intake_log import IntakeEvent
 from incidents.models.notifications import WebhookDelivery, WebhookEndpoint
 from incidents.models.paging import NotificationRule, Page, PageChannel, PagePurpose, PageState
 from incidents.models.report import ProblemReport
@@ -35,6 +36,7 @@ __all__ = [
     "EscalationPolicy",
     "Incident",
     "IncidentQuerySet",
+    "IntakeEvent",
     "Integration",
     "LayerParticipant",
     "NotificationRule",

@@ -126,6 +126,11 @@ class Incident(models.Model):
     public = models.BooleanField(
         default=False, help_text="Shown on the public status page, with its communication entries as updates."
     )
+    is_test = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Opened by a test alert: it pages nobody, runs no first look and resolves itself.",
+    )
     # What customers read: never the internal title (an alert's text) or summary.
     public_title = models.CharField(max_length=200, blank=True)
     public_message = models.TextField(blank=True, validators=[MaxLengthValidator(2000)])
@@ -262,7 +267,7 @@ class Incident(models.Model):
             signals.incident_status_changed.send(
                 sender=type(self), incident=locked, previous=current, status=status, by=by, event=event
             )
-            if status == Status.RESOLVED or skipped_resolution:
+            if (status == Status.RESOLVED or skipped_resolution) and not locked.is_test:
                 PostIncidentReview.open_for(locked, by=by)
             severity, detected_at = locked.severity, locked.detected_at
             for stamp in stamped:

@@ -1,15 +1,25 @@
-"""Admin pages of the portal: alert integrations (create, rotate token) and webhook deliveries
-(inspect, redeliver). The same verbs as the Django admin and the API."""
+"""Admin pages of the portal: alert integrations (create, rotate token, delivery log, send a test
+alert) and webhook deliveries (inspect, redeliver). The same verbs as the Django admin and the API."""
+
+import json
+import logging
 
 from django import forms
+from django.conf import settings
+from django.contrib import messages
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, render
+from django.db import DatabaseError
+from django.db.models import Max
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from incidents.alerting import delivery_log, intake, selftest, sources
 from incidents.choices import WebhookDeliveryState
 from incidents.models import Integration, WebhookDelivery, WebhookEndpoint
 from opsportal.errors import REFUSALS, status_of
 from opsportal.roles import admin_required
+
+logger = logging.getLogger(__name__)
 
 
 class IntegrationForm(forms.ModelForm):
@@ -20,7 +30,15 @@ class IntegrationForm(forms.ModelForm):
 
 
 def _integrations_page(request, form, *, created=None, status=200):
-    integrations = Integration.objects.select_related("default_service")
+    integrations = list(
+        Integration.objects.select_related("default_service").annotate(
+            last_delivery_at=Max("deliveries__received_at"), last_event_at=Max("intake_events__received_at")
+        )
+    )
+    for integration in integrations:
+        integration.last_received_at = max(
+            filter(None, [integration.last_delivery_at, integration.last_event_at]), default=None
+        )
     context = {"integrations": integrations, "form": form, "created": created}
     return render(request, "incidents/integrations/integrations.html", context, status=status)
 
@@ -49,6 +67,54 @@ def rotate_token(request, pk: int):
     token = integration.rotate_token()
     created = {"integration": integration, "url": integration.url(token), "rotated": True}
     return _integrations_page(request, IntegrationForm(), created=created)
+
+
+@admin_required
+@require_GET
+def integration(request, pk: int):
+    integration = get_object_or_404(Integration.objects.select_related("default_service"), pk=pk)
+    return _integration_page(request, integration)
+
+
+def _integration_page(request, integration, *, error: str = "", status: int = 200):
+    log = delivery_log.recent(integration)
+    context = {
+        "integration": integration,
+        "log": log,
+        "last_payload_json": json.dumps(log.last_payload, indent=2) if log.last_payload is not None else "",
+        "can_test": selftest.can_send(integration),
+        "resolve_after": settings.TEST_ALERT_RESOLVE_AFTER_SECONDS,
+        "error": error,
+    }
+    if request.htmx and request.method == "GET":
+        return render(request, "incidents/partials/integration_log.html", context, status=status)
+    return render(request, "incidents/integrations/integration.html", context, status=status)
+
+
+@admin_required
+@require_POST
+def send_test_alert(request, pk: int):
+    """Send a test alert through the real intake; the page then shows it in the delivery log."""
+    integration = get_object_or_404(Integration.objects.select_related("default_service"), pk=pk)
+    try:
+        delivery = selftest.send_test_alert(integration, by=request.user)
+    except REFUSALS as exc:
+        return _integration_page(request, integration, error=str(exc), status=status_of(exc))
+    except sources.PayloadError as exc:
+        error = f"The intake refused the test payload: {exc}"
+        return _integration_page(request, integration, error=error, status=400)
+    except intake.QueueUnavailable:
+        error = "The test alert is stored but could not be queued; the worker picks it up when the queue is back."
+        return _integration_page(request, integration, error=error, status=503)
+    except DatabaseError:
+        logger.exception("test alert of integration %s could not be stored", integration.pk)
+        return _integration_page(request, integration, error="The database is unavailable; retry.", status=503)
+    messages.success(
+        request,
+        f"Test alert sent (delivery #{delivery.pk}): a [TEST] incident opens when the worker applies it, "
+        f"pages nobody, and resolves itself in {settings.TEST_ALERT_RESOLVE_AFTER_SECONDS} s.",
+    )
+    return redirect("alerting:integration", pk=integration.pk)
 
 
 @admin_required

@@ -6,15 +6,27 @@ The slug is an Integration's `kind` and the `<kind>` of its intake URL; the kind
 """
 
 from incidents.alerting.sources import alertmanager, grafana
-from incidents.alerting.sources.base import Batch, NormalisedAlert, PayloadError, Source, read_json
+from incidents.alerting.sources.base import (
+    TEST_LABEL,
+    Batch,
+    NormalisedAlert,
+    PayloadError,
+    Source,
+    TestAlert,
+    is_test_alert,
+    read_json,
+)
 
 __all__ = [
+    "TEST_LABEL",
     "Batch",
     "NormalisedAlert",
     "PayloadError",
     "Source",
+    "TestAlert",
     "choices",
     "get",
+    "is_test_alert",
     "read_json",
     "register",
     "slugs",

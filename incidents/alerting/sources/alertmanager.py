@@ -11,12 +11,14 @@ from rest_framework import serializers
 
 from incidents.alerting.sources.base import (
     MAX_TRUNCATED,
+    TEST_ALERTNAME,
     AlertList,
     Batch,
     Labels,
     Link,
     NormalisedAlert,
     Source,
+    TestAlert,
     choice,
     link,
     optional,
@@ -99,4 +101,37 @@ def normalise(raw: dict) -> Batch:
     return batch(data, [normalised_alert(alert) for alert in data["alerts"]])
 
 
-SOURCE = Source(slug="alertmanager", label="Prometheus Alertmanager", normalise=normalise)
+def _time(value: datetime | None) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value else "0001-01-01T00:00:00Z"
+
+
+def test_alert(test: TestAlert) -> dict:
+    """One alert of a test payload, as Alertmanager writes it."""
+    return {
+        "status": test.status,
+        "labels": test.labels,
+        "annotations": test.annotations,
+        "startsAt": _time(test.starts_at),
+        "endsAt": _time(test.ends_at),
+        "generatorURL": test.portal_url,
+        "fingerprint": test.test_id[:16],
+    }
+
+
+def test_payload(test: TestAlert) -> dict:
+    group_labels = {"alertname": TEST_ALERTNAME, "test_id": test.test_id}
+    return {
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="{TEST_ALERTNAME}", test_id="{test.test_id}"}}',
+        "truncatedAlerts": 0,
+        "status": test.status,
+        "receiver": "opsportal",
+        "groupLabels": group_labels,
+        "commonLabels": test.labels,
+        "commonAnnotations": test.annotations,
+        "externalURL": test.portal_url,
+        "alerts": [test_alert(test)],
+    }
+
+
+SOURCE = Source(slug="alertmanager", label="Prometheus Alertmanager", normalise=normalise, test_payload=test_payload)

@@ -45,13 +45,52 @@ class Batch:
     truncated_alerts: int = 0  # alerts of the group the sender left out of this notification
 
 
+# The label that marks a test alert: the incident it opens is a test (pages nobody, resolves itself).
+TEST_LABEL = "opsportal_test"
+TEST_ALERTNAME = "OpsPortalTestAlert"
+
+
+def is_test_alert(labels: dict) -> bool:
+    return labels.get(TEST_LABEL) == "true"
+
+
+@dataclass(frozen=True)
+class TestAlert:
+    """What a source needs to write one test notification in its sender's own format."""
+
+    test_id: str  # unique per click: the group key and fingerprint, so each test opens its own incident
+    status: str  # incidents.choices.AlertStatus
+    starts_at: datetime
+    ends_at: datetime | None
+    integration_name: str
+    portal_url: str  # the portal's base URL, as the alert's generator link
+    sent_by: str = ""  # who pressed the button
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"alertname": TEST_ALERTNAME, TEST_LABEL: "true", "severity": "info", "test_id": self.test_id}
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        who = f" by {self.sent_by}" if self.sent_by else ""
+        return {
+            "summary": f"[TEST] Test alert from integration {self.integration_name}",
+            "description": (
+                f'Sent{who} with the portal\'s "Send a test alert" button, through the real intake. '
+                "It pages nobody and resolves itself."
+            ),
+        }
+
+
 @dataclass(frozen=True)
 class Source:
-    """An alert source: `normalise` turns a raw JSON object into a Batch or raises PayloadError."""
+    """An alert source: `normalise` turns a raw JSON object into a Batch or raises PayloadError;
+    `test_payload`, when given, writes a realistic payload for the "send a test alert" button."""
 
     slug: str  # the Integration kind and the `<kind>` of the intake URL (at most 16 characters)
     label: str
     normalise: Callable[[dict], Batch]
+    test_payload: Callable[[TestAlert], dict] | None = None
 
 
 def read_json(body: bytes) -> dict:

@@ -7,7 +7,8 @@ Grafana adds `orgId`, `title`, `state`, `message` and per alert `silenceURL`, `d
 from rest_framework import serializers
 
 from incidents.alerting.sources import alertmanager
-from incidents.alerting.sources.base import AlertList, Batch, Source, any_map, link, optional, validated
+from incidents.alerting.sources.base import AlertList, Batch, Source, TestAlert, any_map, link, optional, validated
+from incidents.choices import AlertStatus
 
 # Grafana's per-alert link fields → the link roles the portal shows.
 LINKS = {"dashboard": "dashboardURL", "panel": "panelURL", "silence": "silenceURL"}
@@ -44,4 +45,26 @@ def normalise(raw: dict) -> Batch:
     return alertmanager.batch(data, alerts)
 
 
-SOURCE = Source(slug="grafana", label="Grafana alerting", normalise=normalise)
+def test_payload(test: TestAlert) -> dict:
+    """Grafana's contact point: Alertmanager's shape, version 1, with Grafana's own fields."""
+    payload = alertmanager.test_payload(test)
+    firing = test.status == AlertStatus.FIRING
+    alert = payload["alerts"][0]
+    alert |= {
+        "silenceURL": "",  # Grafana sends "" for links it does not have
+        "dashboardURL": "",
+        "panelURL": "",
+        "values": {"A": 1 if firing else 0},
+        "valueString": f"[ var='A' labels={{}} value={1 if firing else 0} ]",
+    }
+    return payload | {
+        "version": "1",
+        "orgId": 1,
+        "receiver": "opsportal",
+        "state": "alerting" if firing else "ok",
+        "title": f"[{test.status.upper()}:1] {test.labels['alertname']}",
+        "message": test.annotations["summary"],
+    }
+
+
+SOURCE = Source(slug="grafana", label="Grafana alerting", normalise=normalise, test_payload=test_payload)

@@ -37,3 +37,25 @@ def test_worker_applies_a_stored_delivery(client, worker):
     assert wait_for(lambda: AlertDelivery.objects.filter(state="processed").exists())
     incident = Incident.objects.get()
     assert incident.alerts.count() == 1 and incident.events.filter(kind="alert").count() == 1
+
+
+def test_a_test_alert_goes_through_the_worker_and_resolves_itself(client, admin_user, worker, settings):
+    settings.TEST_ALERT_RESOLVE_AFTER_SECONDS = 2
+    integration, _ = Integration.create(name="am", kind="alertmanager")
+    client.force_login(admin_user)
+    response = client.post(f"/ops/integrations/{integration.pk}/test-alert/")
+    assert response.status_code == 302
+
+    # Stored and queued by the button; the worker opens the incident, then applies the resolution.
+    assert wait_for(lambda: Incident.objects.filter(is_test=True).exists())
+    incident = Incident.objects.get()
+    assert incident.title.startswith("[TEST] ")
+    assert wait_for(lambda: Incident.objects.filter(pk=incident.pk, status="resolved").exists())
+    assert AlertDelivery.objects.filter(integration=integration, state="processed").count() == 2
+    assert incident.events.filter(body__startswith="**Resolved**: `OpsPortalTestAlert`").exists()
+    assert incident.alerts.get().status == "resolved"
+
+    page = client.get(f"/ops/integrations/{integration.pk}/").content.decode()
+    assert page.count('<tr data-outcome="accepted">') == 2
+    assert page.count(f'href="/incidents/{incident.pk}/"') == 2
+    assert "hx-trigger" not in page  # nothing pending and the test incident is resolved: no more polling
