@@ -32,7 +32,10 @@ def rows(html: str) -> list[str]:
     return re.findall(r'<tr data-outcome="(\w+)">', html)
 
 
-def test_the_page_lists_accepted_duplicate_and_refused_deliveries_with_reasons(post_alerts, page, integration):
+def test_the_page_lists_accepted_duplicate_and_refused_deliveries_with_reasons(
+    post_alerts, page, integration, settings
+):
+    settings.ALERT_INTAKE_MAX_BODY_BYTES = 1024 * 1024
     assert "Nothing received yet" in page()
     assert post_alerts(alertmanager(alert())).status_code == 202
     assert post_alerts(alertmanager(alert())).json()["status"] == "duplicate"
@@ -73,7 +76,8 @@ def test_a_refused_body_keeps_only_its_first_4_kib(post_alerts, integration):
     assert len(event.body_excerpt) <= 4096 and "\x00" not in event.body_excerpt
 
 
-def test_a_declared_oversize_body_is_refused_unread_and_logged(client, integration_and_token):
+def test_a_declared_oversize_body_is_refused_unread_and_logged(client, integration_and_token, settings):
+    settings.ALERT_INTAKE_MAX_BODY_BYTES = 1024 * 1024
     _, token = integration_and_token
     body = b"x" * (1024 * 1024 + 10)
     response = client.post(f"/api/integrations/alertmanager/{token}/", body, content_type="application/json")
