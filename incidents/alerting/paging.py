@@ -209,21 +209,27 @@ def _page(
     return page
 
 
-def _unrouted(incident: Incident, level: int, source_key: str, text: str, *, reason: str) -> None:
+def _note_unrouted(source_key: str, text: str, reason: str, **fields) -> bool:
+    """Records that nobody could be paged for `source_key`; False when that was recorded already."""
     page = Page(
-        incident=incident,
-        level=level,
         source_key=source_key,
         text=text[:300],
         via="",
         channel=PageChannel.NONE,
         state=PageState.UNROUTED,
         error=reason,
+        **fields,
     )
     try:
         with transaction.atomic():
             page.save()
     except IntegrityError:
+        return False
+    return True
+
+
+def _unrouted(incident: Incident, level: int, source_key: str, text: str, *, reason: str) -> None:
+    if not _note_unrouted(source_key, text, reason, incident=incident, level=level):
         return  # already warned for this cause
     TimelineEvent.record(incident, kind=EventKind.ESCALATION, body=f"Nobody to page at L{level}: {reason}.")
     metrics.pages_unrouted_total.labels(level=f"L{level}").inc()
@@ -299,20 +305,7 @@ def page_approvers(
 
 def _unrouted_approval(incident, source_key: str, text: str, *, what: str, reason: str) -> None:
     logger.warning("nobody to page for approval of %s: %s", what, reason)
-    page = Page(
-        incident=incident,
-        purpose=PagePurpose.APPROVAL,
-        source_key=source_key,
-        text=text[:300],
-        via="",
-        channel=PageChannel.NONE,
-        state=PageState.UNROUTED,
-        error=reason,
-    )
-    try:
-        with transaction.atomic():
-            page.save()
-    except IntegrityError:
+    if not _note_unrouted(source_key, text, reason, incident=incident, purpose=PagePurpose.APPROVAL):
         return  # already warned for this approval
     metrics.pages_unrouted_total.labels(level="approval").inc()
     if incident is not None:
