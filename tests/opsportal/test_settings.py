@@ -130,3 +130,17 @@ def test_the_portal_base_url_follows_where_make_run_binds(overrides, expected):
 def test_a_port_out_of_range_names_the_variable():
     result = load_settings(OPSPORTAL_PORT="70000")
     assert result.returncode != 0 and "OPSPORTAL_PORT=70000 must be at most 65535" in result.stderr
+
+
+def test_makemigrations_check_runs_in_a_fresh_clone_without_a_key(tmp_path):
+    environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL"}}
+    environment["OPSPORTAL_VAR_DIR"] = str(tmp_path)  # no var/secret_key either
+    command = [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"]
+    result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
+    # A command that may sign still refuses to start without one.
+    result = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--plan"], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert result.returncode != 0 and "SECRET_KEY" in result.stderr
