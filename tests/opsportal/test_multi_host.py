@@ -231,16 +231,14 @@ def test_a_storm_through_two_web_servers_and_two_workers_one_of_them_killed(clus
     assert set(AlertDelivery.objects.values_list("state", flat=True)) == {"processed"}
     runs = RunbookRun.objects.filter(first_look=True)
     assert sorted(runs.values_list("incident_id", flat=True)) == sorted(Incident.objects.values_list("pk", flat=True))
-    # No step ran twice: every step was claimed by one attempt, by one of the two workers.
+    # No step ran twice, but a read-only check the kill interrupted: the reaper runs it once more
+    # (attempt 2) instead of failing it; every other step was claimed by its one attempt.
     steps = StepRun.objects.filter(run__first_look=True)
     assert steps.count() == GROUPS * 3
-    assert set(steps.values_list("attempts", flat=True)) == {1}
+    interrupted = {s.pk for s in stuck}
+    assert {s.pk: s.attempts for s in steps} == {s.pk: 2 if s.pk in interrupted else 1 for s in steps}
     workers = {w.split("@")[0].split("-")[0] for w in steps.values_list("worker", flat=True)}
     assert workers == {"b"}  # first looks ran only where their queue is consumed
-    # Every step succeeded but those the kill interrupted, which the reaper failed, naming the worker.
-    interrupted = {s.pk for s in stuck}
-    assert {s.pk for s in steps if s.state != "succeeded"} == interrupted, [
+    assert not steps.exclude(state="succeeded").exists(), [
         (s.pk, s.state, s.result) for s in steps.exclude(state="succeeded")
     ]
-    for step in steps.filter(pk__in=interrupted):
-        assert step.state == "failed" and "No result from worker" in step.result["error"]
