@@ -101,11 +101,18 @@ def test_enter_in_the_note_box_does_not_change_the_status_and_close_needs_resolv
     # There is no one-click Close before resolving; the reasoned close refuses an empty reason.
     expect(page.get_by_role("button", name="Close", exact=True)).to_have_count(0)
     page.get_by_text("Close without resolving…").click()
-    page.once("dialog", lambda dialog: dialog.accept())
+
+    def accept(dialog):
+        dialog.accept()
+
+    page.once("dialog", accept)
     page.get_by_role("button", name="Close without resolving").click()
     page.wait_for_load_state("networkidle")
     incident.refresh_from_db()
     assert incident.status == "acknowledged"
+    # If the browser refused the empty reason before any confirmation showed, the handler is still
+    # waiting and would accept the next dialog: the Resolve below must meet only its own.
+    page.remove_listener("dialog", accept)
 
     # Declining the confirmation changes nothing either.
     page.once("dialog", lambda dialog: dialog.dismiss())
