@@ -36,6 +36,19 @@ def carry_request_id(headers=None, **kwargs) -> None:
 
 
 @signals.task_prerun.connect
+@signals.task_postrun.connect
+def refresh_database_connections(task=None, **kwargs) -> None:
+    """As around a web request: drop a connection past CONN_MAX_AGE, broken, or failed by a
+    database outage, so the next query connects afresh (settings.CELERY_DB_REUSE_MAX keeps Celery
+    from closing a healthy one around every task). Not for eager tasks, which run inside the
+    caller's transaction."""
+    if task is not None and not getattr(task.request, "is_eager", False):
+        from django.db import close_old_connections
+
+        close_old_connections()
+
+
+@signals.task_prerun.connect
 def enter_task_context(task_id=None, task=None, **kwargs) -> None:
     from opsportal.logging import new_request_id, request_context
 

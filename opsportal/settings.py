@@ -212,6 +212,12 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = 60
+# Celery's Django fixup closes the worker's database connection before and after every task unless
+# this is set (celery 5.5 went back to a plain close()): each task then paid a new PostgreSQL
+# connection, 15 % of a runbook step. With it the fixup closes only every this many tasks, and
+# opsportal.celery does around each task what Django does around a request (close_old_connections:
+# CONN_MAX_AGE and CONN_HEALTH_CHECKS), so a connection the database dropped is replaced first.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_TIME_LIMIT = 90
 # The beat schedule is rows in the database, edited in the admin under "Periodic tasks"
 # (django-celery-beat); ops/migrations/0002_periodic_tasks.py seeds them. Settings hold none on

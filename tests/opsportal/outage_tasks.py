@@ -11,3 +11,15 @@ def sleep_then_mark(path: str, seconds: float) -> None:
     Path(f"{path}.started").touch()
     time.sleep(seconds)
     Path(path).write_text("done")
+
+
+@shared_task(name="tests.outage.note_backend_pid")
+def note_backend_pid(path: str) -> None:
+    """Appends the PostgreSQL backend pid of the task's database connection (a query, as any task makes)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    with open(path, "a") as out:
+        out.write(f"{pid}\n")
