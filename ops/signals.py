@@ -11,7 +11,7 @@ from django.dispatch import receiver
 
 from ops.audit import record
 from runbooks.actions import ACTIONS
-from runbooks.choices import StepState
+from runbooks.choices import Safety, StepState
 from runbooks.signals import step_executed
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,8 @@ def record_failed_task(sender=None, task_id=None, exception=None, args=None, kwa
 def audit_step(sender, step_run, outcome, **kwargs) -> None:
     """Change and dangerous steps leave an audit record: who started (and approved) them, on what."""
     step, run = step_run.step, step_run.run
-    if step.action not in ACTIONS:
-        return
+    if step.action not in ACTIONS or ACTIONS[step.action].safety_of(dict(step.params)) == Safety.READ_ONLY:
+        return  # nothing to audit: decided before the starter, approver and incident are loaded
     record(
         step.action,
         dict(step.params),

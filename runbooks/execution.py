@@ -6,6 +6,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.utils.functional import SimpleLazyObject
 
 from opsportal.connections import Masker
 from opsportal.errors import BadParameters
@@ -29,9 +30,7 @@ def execute(step_run) -> Outcome:
     """Runs the action of a claimed StepRun (its run and step loaded); never raises."""
     step = step_run.step
     masker = Masker()
-    target = Target(
-        step.target_service or step_run.run.target, masker, actor=step_run.approved_by or step_run.run.started_by
-    )
+    target = Target(step.target_service or step_run.run.target, masker, actor=_actor(step_run))
     started = time.perf_counter()
     try:
         action = ACTIONS[step.action]
@@ -62,6 +61,15 @@ def execute(step_run) -> Outcome:
     outcome.result = masker.data(outcome.result)
     _announce(step_run, outcome)
     return outcome
+
+
+def _actor(step_run):
+    """Who the step runs for (its approver, else whoever started the run), loaded only if an action
+    asks: most steps never do, and a first look has nobody."""
+    user_id = step_run.approved_by_id or step_run.run.started_by_id
+    if user_id is None:
+        return None
+    return SimpleLazyObject(lambda: step_run.approved_by or step_run.run.started_by)
 
 
 def _announce(step_run, outcome: Outcome) -> None:

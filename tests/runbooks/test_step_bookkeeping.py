@@ -50,6 +50,25 @@ def test_one_automated_step_costs_five_statements_and_one_timeline_entry(
     assert third.enqueued_at is not None and third.state == "pending"
 
 
+def test_a_read_only_step_loads_neither_the_incident_nor_the_people(
+    responder, target, django_capture_on_commit_callbacks
+):
+    """The worker's read joins the step, the run and their targets only: the incident (its id is
+    enough for the timeline entry), the runbook and the starter or approver (an action that changes
+    something loads who it runs for, an audit record who did it) stay out of a read-only step."""
+    run = RunbookRun.start(
+        make_runbook(steps=[HEALTH, HEALTH], services=[target]), by=responder, incident=IncidentFactory()
+    )
+    first = run.step_runs.get(order=1)
+    with django_capture_on_commit_callbacks(execute=False), CaptureQueriesContext(connection) as ctx:
+        assert run_step(first.pk, 1) == "succeeded"
+    sql = [s for s in statements(ctx) if "SAVEPOINT" not in s]
+    assert len(sql) == 6, "\n".join(sql)  # the first step also moves the run from queued to running
+    assert not [s for s in sql if 'FROM "incidents_incident"' in s or 'FROM "auth_user"' in s]
+    assert not [s for s in sql if 'JOIN "incidents_incident"' in s or 'JOIN "auth_user"' in s]
+    assert run.incident.events.filter(kind="runbook", body__contains="Step 1/2").count() == 1
+
+
 def test_a_step_before_a_person_s_step_leaves_the_decision_to_the_locked_run(responder, target):
     run = RunbookRun.start(make_runbook(steps=[HEALTH, manual("Look")], services=[target]), by=responder)
     assert run_step(run.step_runs.get(order=1).pk, 1) == "succeeded"
