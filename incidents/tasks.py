@@ -18,14 +18,22 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from incidents import metrics
 from incidents.alerting import intake, notify, paging, selftest
 from incidents.choices import AlertStatus, DeliveryState, WebhookDeliveryState
-from incidents.models import AlertDelivery, Integration, Page, PostIncidentReview, SlaClock, WebhookDelivery
+from incidents.models import (
+    AlertDelivery,
+    Integration,
+    Page,
+    PostIncidentReview,
+    SlaClock,
+    UnqueuedEmail,
+    WebhookDelivery,
+)
 from incidents.notifications.formats.email import single_line
 
 logger = logging.getLogger(__name__)
@@ -148,7 +156,8 @@ def requeue_alert_deliveries() -> int:
 @shared_task
 def run_escalations() -> dict:
     """Escalate unacknowledged incidents, record SLA breaches and queue the pages that are due
-    (delayed notification rules, retries of failed sends)."""
+    (delayed notification rules, retries of failed sends, pages whose first publish failed), then
+    the notification e-mails that could not be queued."""
     now = timezone.now()
     done = {"escalated": 0, "ack": 0, "resolve": 0}
     for pk in Page.objects.due(now).values_list("pk", flat=True)[:SWEEP_BATCH]:
@@ -159,7 +168,27 @@ def run_escalations() -> dict:
         done["ack"] += clock.record_breach("ack", now)
     for clock in SlaClock.objects.due_resolve_breach(now)[:SWEEP_BATCH]:
         done["resolve"] += clock.record_breach("resolve", now)
+    queue_unqueued_emails()
     return done
+
+
+def queue_unqueued_emails() -> int:
+    """Queue the notification e-mails whose publish failed (UnqueuedEmail), oldest first. Each row
+    is locked (a second sweep skips it) and deleted only once its message is queued: a sweep that
+    dies in between sends that e-mail twice, never zero times. The publish happens inside the
+    transaction on purpose: the task takes the e-mail itself as arguments, not the row."""
+    queued = 0
+    for pk in UnqueuedEmail.objects.values_list("pk", flat=True)[:SWEEP_BATCH]:
+        with transaction.atomic():
+            row = UnqueuedEmail.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+            if row is None:
+                continue  # queued by another sweep meanwhile
+            send_notification_email.delay(
+                row.subject, row.body, row.recipients, incident_id=row.incident_id, event=row.event
+            )
+            row.delete()
+        queued += 1
+    return queued
 
 
 @shared_task(acks_late=True)

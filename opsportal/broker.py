@@ -7,7 +7,8 @@ broker is down (6.7 s measured with Redis stopped): one intake POST then holds a
 long. `publish()` uses connections of its own (a small pool per process) with connect and socket
 timeouts of BROKER_PUBLISH_TIMEOUT seconds and no retries, and raises at once when the broker does
 not answer; the caller decides what the request answers (the intake: 503 with Retry-After, the
-delivery stays stored and the sweep queues it).
+delivery stays stored and the sweep queues it). `publish_each()` queues rows that a sweep also finds
+(pages, webhook deliveries) and leaves them to it when the broker does not answer.
 
 `waiting()` counts a queue's messages the same way on Redis, RabbitMQ and kombu's filesystem
 transport, for the queue actions and the queue-depth metric.
@@ -59,6 +60,27 @@ def publish(task, args=(), kwargs=None, **options):
             # The connection may be half-open: close it, so the next publish connects afresh.
             connection.collect()
             raise
+
+
+def publish_each(task, ids: list[int], *, what: str) -> list[int]:
+    """Queue `task(pk)` for each of `ids` with `publish()`, for rows that a beat sweep also picks up
+    (a page, a webhook delivery): returns the ids left unqueued. The first failure stops it, since
+    every further publish would wait out the timeout again, and one warning names `what` and the
+    ids the sweep will queue."""
+    for n, pk in enumerate(ids):
+        try:
+            publish(task, (pk,))
+        except Exception as exc:  # noqa: BLE001 - kombu/redis/amqp raise many kinds; all mean "not queued"
+            left = ids[n:]
+            logger.warning(
+                "%s %s not queued (%s: %s); the sweep queues it",
+                what,
+                ", ".join(map(str, left)),
+                type(exc).__name__,
+                exc,
+            )
+            return left
+    return []
 
 
 def ping(app) -> None:

@@ -70,6 +70,43 @@ def _fresh_ops_cache(_fresh_rate_limits):
     maintenance.remember(False)
 
 
+class BrokerOutage:
+    """Publishing, Celery's and the bounded one (opsportal.broker.publish), points at a closed port
+    until `back()`. The app caches its producer pool, so it is dropped on the way in and out: the
+    broken URL must not leak into other tests. Tasks are published for real, not run eagerly."""
+
+    def __init__(self):
+        self._patch = pytest.MonkeyPatch()
+
+    @staticmethod
+    def _fresh_pools():
+        from opsportal.celery import app
+
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    def down(self) -> "BrokerOutage":
+        from opsportal.celery import app
+
+        self._fresh_pools()
+        self._patch.setitem(app.conf, "broker_url", "amqp://ops:s3cret@127.0.0.1:1//")
+        self._patch.setitem(app.conf, "task_publish_retry", False)
+        self._patch.setitem(app.conf, "broker_transport_options", {"max_retries": 1, "interval_start": 0})
+        self._patch.setitem(app.conf, "task_always_eager", False)
+        return self
+
+    def back(self) -> None:
+        self._patch.undo()
+        self._fresh_pools()
+
+
+@pytest.fixture
+def broker_down():
+    outage = BrokerOutage().down()
+    yield outage
+    outage.back()
+
+
 @pytest.fixture
 def viewer(db):
     return UserFactory(username="victor", role="viewer")

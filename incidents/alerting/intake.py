@@ -127,45 +127,54 @@ class _Outcome:
 
 
 def apply_delivery(delivery_id: int) -> dict:
-    """Apply one stored delivery. Idempotent: an applied delivery is left alone, and applying an
-    alert twice changes nothing, so a chunk re-applied after a crash is harmless."""
+    """Apply one stored delivery, a chunk per transaction. Each chunk stores on the delivery row how
+    far the delivery got and what it changed, so a retry after a crash goes on where the last
+    committed chunk stopped and ends the incident as an uninterrupted apply would. An applied
+    delivery is left alone."""
     delivery = AlertDelivery.objects.select_related("integration").filter(pk=delivery_id).first()
     if delivery is None or delivery.state == DeliveryState.PROCESSED:
         return {}
     integration = delivery.integration
     batch = sources.get(integration.kind).normalise(delivery.payload)
     group = _group(integration, batch)
-    outcome = _Outcome()
-    alerts = batch.alerts
-    starts = range(0, len(alerts), CHUNK_SIZE)
-    for start in starts:
-        chunk = alerts[start : start + CHUNK_SIZE]
-        done = _apply_chunk(delivery.pk, group.pk, integration, batch, chunk, outcome, last=start == starts[-1])
-        if done is not None:
-            return done
-    return outcome.results
+    while True:
+        results = _apply_chunk(delivery.pk, group.pk, integration, batch)
+        if results is not None:
+            return results
 
 
-def _apply_chunk(delivery_pk, group_pk, integration, batch: Batch, alerts, outcome: _Outcome, *, last: bool):
-    """One chunk of a delivery in one transaction, under the group's lock; the last chunk also
-    settles the incident and marks the delivery processed. Returns the stored result when another
-    worker has processed the delivery already, else None."""
+def _apply_chunk(delivery_pk, group_pk, integration, batch: Batch) -> dict | None:
+    """The delivery's next chunk in one transaction, under the group's lock, from the progress
+    stored on the locked delivery row (another worker may have applied chunks meanwhile); the last
+    chunk also settles the incident and marks the delivery processed. Returns the delivery's
+    results once it is processed (by this chunk or another worker), else None."""
     with transaction.atomic():
-        locked = AlertDelivery.objects.select_for_update().get(pk=delivery_pk)
+        locked = (
+            AlertDelivery.objects.select_for_update()
+            .only("state", "result", "applied_alerts", "resolved_in_incident")
+            .get(pk=delivery_pk)
+        )
         if locked.state == DeliveryState.PROCESSED:
             return locked.result
+        start = locked.applied_alerts
+        alerts = batch.alerts[start : start + CHUNK_SIZE]
+        outcome = _Outcome(results=dict(locked.result), resolved_in_current=locked.resolved_in_incident)
         # Not select_related: after waiting for the lock, Postgres re-reads the group row but not a
         # joined incident committed meanwhile (it would come back empty).
         group = AlertGroup.objects.select_for_update().get(pk=group_pk)
-        opened_before = outcome.opened
         _apply(group, integration, alerts, outcome)
-        if outcome.opened is not opened_before and integration.run_first_look:
+        if outcome.opened is not None and integration.run_first_look:
             opened, alertname = outcome.opened, outcome.first_alertname
             transaction.on_commit(lambda: _first_look(opened, alertname, integration))
-        elif outcome.opened is not opened_before:
+        elif outcome.opened is not None:
             first_look.record_first_look_off(outcome.opened, integration)
-        if not last:
+        locked.applied_alerts = start + len(alerts)
+        locked.result = outcome.results
+        locked.resolved_in_incident = outcome.resolved_in_current
+        progress = ["applied_alerts", "result", "resolved_in_incident"]
+        if locked.applied_alerts < len(batch.alerts):
             group.save(update_fields=["incident", "updated_at"])
+            locked.save(update_fields=progress)
             return None
         _settle(group, batch, outcome)
         group.group_labels = batch.group_labels
@@ -173,9 +182,8 @@ def _apply_chunk(delivery_pk, group_pk, integration, batch: Batch, alerts, outco
         group.save(update_fields=["incident", "group_labels", "external_url", "truncated_alerts", "updated_at"])
         locked.state = DeliveryState.PROCESSED
         locked.processed_at = timezone.now()
-        locked.result = outcome.results
-        locked.save(update_fields=["state", "processed_at", "result"])
-    return None
+        locked.save(update_fields=["state", "processed_at", *progress])
+    return outcome.results
 
 
 def _settle(group: AlertGroup, batch: Batch, outcome: _Outcome) -> None:

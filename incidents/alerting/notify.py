@@ -11,8 +11,10 @@
 - Events other apps register: every subscribed endpoint, through notify().
 
 Webhook deliveries are rows written in the caller's transaction and sent after commit; email is
-sent by a task after commit. Each endpoint's body is written by its format
-(incidents/notifications/formats/).
+sent by a task after commit. These publishes run in requests, so they use the bounded publish
+(opsportal.broker): when the broker does not answer, a delivery row waits for the webhook sweep
+and an e-mail is kept (UnqueuedEmail) for the escalation sweep. Each endpoint's body is written
+by its format (incidents/notifications/formats/).
 """
 
 import logging
@@ -28,7 +30,15 @@ from django.utils import timezone
 from incidents import metrics
 from incidents.alerting import paging
 from incidents.choices import EscalationLevel, EventKind
-from incidents.models import EscalationContact, Incident, Page, TimelineEvent, WebhookDelivery, WebhookEndpoint
+from incidents.models import (
+    EscalationContact,
+    Incident,
+    Page,
+    TimelineEvent,
+    UnqueuedEmail,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from incidents.models.alerts import portal_base_url
 from incidents.models.notifications import RETRY_WINDOW, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from incidents.models.report import REPORT_RECEIVED
@@ -36,6 +46,7 @@ from incidents.models.review import REVIEW_OVERDUE
 from incidents.notifications.formats.email import single_line
 from incidents.notifications.registry import Notification, event_values, get_format
 from incidents.signals import ESCALATED, INCIDENT_CREATED, STATUS_CHANGED
+from opsportal import broker
 
 logger = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 10
@@ -185,13 +196,35 @@ def _notify(
         )
     emails = sorted(emails)
     if emails:
-        from incidents.tasks import send_notification_email
-
         mail = email_for(notification)
-        transaction.on_commit(
-            lambda: send_notification_email.delay(
-                mail["subject"], mail["body"], emails, incident_id=incident.pk, event=event
-            )
+        # robust: the change is committed; a failure to keep the e-mail is logged, not a 500.
+        transaction.on_commit(lambda: _queue_email(mail, emails, incident_id=incident.pk, event=event), robust=True)
+
+
+def _queue_email(mail: dict, emails: list[str], *, incident_id: int | None, event: str) -> None:
+    """Queue a notification e-mail with the bounded publish (this runs after a request's commit);
+    when the broker does not answer, keep it for the escalation sweep (UnqueuedEmail)."""
+    from incidents.tasks import send_notification_email
+
+    kwargs = {"incident_id": incident_id, "event": event}
+    try:
+        broker.publish(send_notification_email, (mail["subject"], mail["body"], emails), kwargs)
+    except Exception as exc:  # noqa: BLE001 - kombu/redis/amqp raise many kinds; all mean "not queued"
+        error = f"{type(exc).__name__}: {exc}"
+        logger.warning(
+            "notification e-mail %s of incident %s to %d recipient(s) not queued (%s); kept for the sweep",
+            event,
+            incident_id,
+            len(emails),
+            error,
+        )
+        UnqueuedEmail.objects.create(
+            incident_id=incident_id,
+            event=event,
+            subject=mail["subject"],
+            body=mail["body"],
+            recipients=emails,
+            error=error[:500],
         )
 
 
@@ -257,7 +290,8 @@ def _deliver(notification: Notification, endpoints, *, source_key: str, incident
     if created:
         from incidents.tasks import deliver_webhook
 
-        transaction.on_commit(lambda: [deliver_webhook.delay(pk) for pk in created])
+        # When the broker does not answer, the rows stay due and the webhook sweep sends them.
+        transaction.on_commit(lambda: broker.publish_each(deliver_webhook, created, what="webhook delivery"))
 
 
 def notify_report_received(report) -> None:

@@ -50,6 +50,7 @@ from incidents.models.notifications import RETRY_WINDOW, backoff
 from incidents.notifications.formats.email import single_line
 from incidents.notifications.registry import Notification, register_event
 from incidents.oncall import on_call_at, on_call_now, with_rotations
+from opsportal import broker
 from opsportal.errors import Conflict, DomainError, NotAllowed
 from opsportal.roles import users_who_respond
 
@@ -315,11 +316,13 @@ def _unrouted_approval(incident, source_key: str, text: str, *, what: str, reaso
 
 
 def _send_due(pages: list[Page], now: datetime) -> None:
+    """Queue the pages due now after commit, with the bounded publish (this runs in requests): when
+    the broker does not answer, they stay pending and the escalation sweep queues them."""
     due = [p.pk for p in pages if p.pk and p.due_at <= now]
     if due:
         from incidents.tasks import send_page
 
-        transaction.on_commit(lambda: [send_page.delay(pk) for pk in due])
+        transaction.on_commit(lambda: broker.publish_each(send_page, due, what="page"))
 
 
 # --- test pages -------------------------------------------------------------------------------
@@ -458,7 +461,7 @@ def _send_webhook(page: Page, notification: Notification, now: datetime) -> None
         Page.objects.filter(pk=page.pk).update(
             delivery=delivery, state=PageState.SENT, sent_at=now, attempts=1, due_at=now
         )
-        transaction.on_commit(lambda: deliver_webhook.delay(delivery.pk))
+        transaction.on_commit(lambda: broker.publish_each(deliver_webhook, [delivery.pk], what="webhook delivery"))
 
 
 def _record(page: Page, now: datetime, error: str, *, final: bool = False) -> None:

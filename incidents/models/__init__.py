@@ -1,6 +1,7 @@
 """Models of the incidents app, one module per concept; import them from here."""
 
 from incidents.models.alerts import Alert, AlertDelivery, AlertGroup, Integration
+from incidents.models.emails import UnqueuedEmail
 from incidents.models.escalation import EscalationContact, EscalationPolicy, SlaClock
 from incidents.models.feeds import CalendarFeed
 from incidents.models.incident import (
@@ -57,6 +58,7 @@ __all__ = [
     "TimelineEvent",
     "TimelineEventQuerySet",
     "TimelineEventRevision",
+    "UnqueuedEmail",
     "WebhookDelivery",
     "WebhookEndpoint",
 ]

@@ -206,6 +206,14 @@ class AlertDelivery(models.Model):
     enqueued_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     result = models.JSONField(default=dict, blank=True, help_text="What processing did with each alert.")
+    # A delivery is applied a chunk per transaction; each chunk stores how far it got, so that a
+    # retry after a crash goes on from there with what the earlier chunks changed.
+    applied_alerts = models.PositiveIntegerField(default=0, help_text="Alerts the committed chunks applied.")
+    resolved_in_incident = models.BooleanField(
+        default=False,
+        help_text="A committed chunk resolved an alert of the group's open incident (the last chunk then "
+        "checks whether all its alerts are resolved).",
+    )
 
     class Meta:
         ordering = ["-id"]

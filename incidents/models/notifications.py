@@ -27,6 +27,7 @@ from incidents.notifications.registry import (
     event_values,
     webhook_format_choices,
 )
+from opsportal import broker
 from opsportal.errors import DomainError
 
 RETRY_WINDOW = timedelta(hours=24)
@@ -194,6 +195,7 @@ class WebhookDelivery(models.Model):
             locked.redelivered_by = by
             locked.redelivered_at = now
             locked.save()
-            transaction.on_commit(lambda: deliver_webhook.delay(locked.pk))
+            # A broker that does not answer leaves it due: the webhook sweep sends it.
+            transaction.on_commit(lambda: broker.publish_each(deliver_webhook, [locked.pk], what="webhook delivery"))
         self.refresh_from_db()
         return self

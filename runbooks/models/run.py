@@ -989,7 +989,7 @@ class StepRun(models.Model):
 
     @classmethod
     def close(cls, step_run_id: int, *, expected: str, state: str, reason: str, before=None) -> bool:
-        """Ends a step the worker will not finish (lost worker, never picked up, unqueueable)."""
+        """Ends a step the worker will not finish (lost worker, never picked up)."""
         step_run = cls.for_worker_get(step_run_id)
         if step_run is None or step_run.state != expected:
             return False
@@ -1115,7 +1115,8 @@ def stalled_runs(now) -> int:
 
 def publish_step(step_run_id: int, attempt: int, *, timeout: int, first_look: bool, countdown: float = 0) -> None:
     """Publishes attempt `attempt` of a step once the current transaction commits, on the
-    first_look queue for a first look's checks (so deliveries or long runs never starve them)."""
+    first_look queue for a first look's checks (so deliveries or long runs never starve them).
+    When the broker does not answer, the step stays queued and says why (`_wait_for_broker`)."""
     from runbooks.tasks import run_step  # the task module imports the models
 
     def publish():
@@ -1129,12 +1130,27 @@ def publish_step(step_run_id: int, attempt: int, *, timeout: int, first_look: bo
                 time_limit=timeout + HARD_LIMIT_MARGIN,
             )
         except Exception as exc:  # noqa: BLE001 - any broker failure must show on the step, not vanish
-            logger.error("could not queue step run %s: %s: %s", step_run_id, type(exc).__name__, exc)
-            StepRun.close(
-                step_run_id,
-                expected=StepState.PENDING,
-                state=StepState.FAILED,
-                reason=f"Could not queue the step for a worker ({type(exc).__name__}); is the broker up?",
-            )
+            logger.warning("could not queue step run %s: %s: %s", step_run_id, type(exc).__name__, exc)
+            _wait_for_broker(step_run_id, attempt, exc)
 
     transaction.on_commit(publish)
+
+
+WAITS_FOR_BROKER = "it will be queued again when the broker answers."
+
+
+def _wait_for_broker(step_run_id: int, attempt: int, exc: Exception) -> None:
+    """A step whose publish failed stays queued (pending, enqueued_at set): the reaper publishes it
+    again after RUNBOOK_STEP_REPUBLISH_AFTER, and times it out past RUNBOOK_STEP_QUEUE_TIMEOUT like
+    any step no worker took. Its output and the incident's timeline say why it waits, once while
+    the broker stays down (the sweep's next failed publish finds the line last in the output)."""
+    line = f"Could not queue the step for a worker ({type(exc).__name__}); {WAITS_FOR_BROKER}"
+    waiting = StepRun.objects.filter(pk=step_run_id, state=StepState.PENDING, attempts=attempt - 1).exclude(
+        output__endswith=f"{WAITS_FOR_BROKER}\n"
+    )
+    step_run = waiting.select_related("step", "run__incident").first()
+    if step_run is None:
+        return  # claimed, cancelled or ended meanwhile, or already says so
+    noted = waiting.update(output=cap_output(f"{step_run.output}{line}\n"), updated_at=timezone.now())
+    if noted:
+        step_run.run._event(f"{step_run.run._label(step_run)}: {line}")

@@ -134,7 +134,7 @@ def test_approvers_without_an_address_are_named(people, django_capture_on_commit
 def test_a_delayed_approval_page_is_cancelled_once_the_step_is_decided(
     people, django_capture_on_commit_callbacks, monkeypatch
 ):
-    monkeypatch.setattr("incidents.tasks.deliver_webhook.delay", lambda pk: None)
+    monkeypatch.setattr("incidents.tasks.deliver_webhook.apply_async", lambda *a, **k: None)
     on_call(people["dave"])
     push = WebhookEndpoint.objects.create(name="dave's phone", url="http://127.0.0.1:9/push", events=[])
     NotificationRule.objects.create(user=people["dave"], channel="webhook", endpoint=push, delay_minutes=2)

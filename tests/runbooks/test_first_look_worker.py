@@ -102,3 +102,26 @@ def test_a_queued_step_whose_message_was_lost_is_published_again_and_runs_once(
     # A late duplicate of the same attempt changes nothing.
     assert run_step(step.pk, 1) == "skipped"
     assert TimelineEvent.objects.filter(incident=incident, body__contains="**Health** succeeded").count() == 1
+
+
+def test_a_step_the_broker_refused_waits_then_the_sweep_queues_it_and_the_run_finishes(
+    celery_worker, target, settings, broker_down
+):
+    settings.RUNBOOK_STEP_REPUBLISH_AFTER = 60
+    alice = UserFactory(username="alice", role="responder")
+    runbook = make_runbook(steps=[auto("http_check", {"path": "/health"}, title="Health")], services=[target])
+    incident = IncidentFactory(services=[target])
+    run = RunbookRun.start(runbook, by=alice, incident=incident)
+    step = run.step_runs.get()
+    assert step.state == "pending" and step.enqueued_at is not None
+    assert step.output.endswith("it will be queued again when the broker answers.\n")
+
+    broker_down.back()
+    StepRun.objects.filter(pk=step.pk).update(enqueued_at=timezone.now() - timedelta(seconds=90))
+    reap_stuck_steps()  # publishes it again, on the broker that answers now
+    run = finished(run)
+    step.refresh_from_db()
+    assert run.state == "succeeded" and step.state == "succeeded" and step.attempts == 1
+    bodies = list(TimelineEvent.objects.filter(incident=incident).values_list("body", flat=True))
+    assert sum("Could not queue the step for a worker" in b for b in bodies) == 1
+    assert sum("**Health** succeeded" in b for b in bodies) == 1

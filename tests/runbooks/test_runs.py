@@ -3,6 +3,7 @@ test_worker.py): queueing, ticking, approvals, cancel, retries, idempotence, the
 
 import base64
 import logging
+import re
 from datetime import timedelta
 
 import pytest
@@ -371,32 +372,36 @@ def test_step_runs_are_routed_to_the_runbooks_queue_with_late_acks():
     assert reaper.task == "runbooks.reap_stuck_steps" and reaper.enabled
 
 
-@pytest.fixture
-def broker_down(monkeypatch):
-    """Points publishing at a closed port. The app caches its producer pool, so it is dropped on
-    the way in and out: the broken URL must not leak into other tests."""
-
-    def fresh_pools():
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
-
-    fresh_pools()
-    monkeypatch.setitem(celery_app.conf, "broker_url", "amqp://ops:s3cret@127.0.0.1:1//")
-    monkeypatch.setitem(celery_app.conf, "task_publish_retry", False)
-    monkeypatch.setitem(celery_app.conf, "broker_transport_options", {"max_retries": 1, "interval_start": 0})
-    yield
-    monkeypatch.undo()
-    fresh_pools()
-
-
-def test_a_broker_that_refuses_the_step_fails_it_clearly(
-    responder, target, broker_down, django_capture_on_commit_callbacks
+def test_a_broker_that_refuses_the_step_keeps_it_queued_and_says_why_once(
+    responder, target, broker_down, django_capture_on_commit_callbacks, settings
 ):
     runbook = make_runbook(steps=[HEALTH], services=[target])
+    incident = IncidentFactory()
     with django_capture_on_commit_callbacks(execute=True):
-        run = RunbookRun.start(runbook, by=responder)
+        run = RunbookRun.start(runbook, by=responder, incident=incident)
     step = steps(run)[0]
     run.refresh_from_db()
-    assert step.state == "failed" and "Could not queue the step for a worker" in step.result["error"]
+    assert step.state == "pending" and step.enqueued_at is not None and step.attempts == 0
+    waiting = step.output.removesuffix("\n")
+    assert re.fullmatch(
+        r"Could not queue the step for a worker \(\w+\); it will be queued again when the broker answers\.", waiting
+    )
     assert "s3cret" not in step.output
-    assert run.state == "failed"
+    assert run.state == "queued"
+    assert events(incident)[-1] == f"Step 1/1 **API health**: {waiting}"
+
+    # The sweep publishes it again while the broker is still down: nothing more to say.
+    later = timezone.now() + timedelta(seconds=settings.RUNBOOK_STEP_REPUBLISH_AFTER + 5)
+    with time_machine.travel(later), django_capture_on_commit_callbacks(execute=True):
+        assert StepRun.reap() == 0
+    step.refresh_from_db()
+    assert step.state == "pending" and step.published_at is not None and step.output == waiting + "\n"
+    assert sum(waiting in e for e in events(incident)) == 1
+
+    # No worker took it within the queue timeout: timed out, as any step no worker picked up.
+    much_later = timezone.now() + timedelta(seconds=settings.RUNBOOK_STEP_QUEUE_TIMEOUT + 5)
+    with time_machine.travel(much_later), django_capture_on_commit_callbacks(execute=True):
+        assert StepRun.reap() == 1
+    step.refresh_from_db()
+    run.refresh_from_db()
+    assert step.state == "timed_out" and run.state == "timed_out"

@@ -117,7 +117,10 @@ def test_a_status_change_mail_server_down_past_every_retry_is_reported(
         incident = IncidentFactory(title="Checkout down", severity="SEV1")
     queued = []
     monkeypatch.setattr("incidents.tasks.send_mail", refuse)
-    monkeypatch.setattr("incidents.tasks.send_notification_email.delay", lambda *a, **kw: queued.append((a, kw)))
+    monkeypatch.setattr(
+        "incidents.tasks.send_notification_email.apply_async",
+        lambda args, kwargs=None, **options: queued.append((args, kwargs)),
+    )
     before = failed("email")
     with django_capture_on_commit_callbacks(execute=True):
         incident.transition_to("acknowledged", by=oncall)
@@ -133,7 +136,7 @@ def test_a_status_change_mail_server_down_past_every_retry_is_reported(
 
 
 def test_a_webhook_out_of_retries_is_on_the_timeline_and_counted(monkeypatch, django_capture_on_commit_callbacks):
-    monkeypatch.setattr("incidents.tasks.deliver_webhook.delay", lambda pk: None)
+    monkeypatch.setattr("incidents.tasks.deliver_webhook.apply_async", lambda *a, **k: None)
     WebhookEndpoint.objects.create(name="chat", url="http://127.0.0.1:9/hook", events=["incident.created"])
     incident = IncidentFactory(title="Checkout down")
     delivery = WebhookDelivery.objects.get()

@@ -101,7 +101,7 @@ def test_dashboard_lists_unpaged_incidents_and_schedules_without_anyone(rotation
 def test_rules_page_by_email_at_once_and_webhook_later_unless_acknowledged(
     rotation, django_capture_on_commit_callbacks, monkeypatch
 ):
-    monkeypatch.setattr("incidents.tasks.deliver_webhook.delay", lambda pk: None)
+    monkeypatch.setattr("incidents.tasks.deliver_webhook.apply_async", lambda *a, **k: None)
     bob = rotation.layers.get().participants.get(user__username="bob").user
     push = WebhookEndpoint.objects.create(name="bob's phone", url="http://127.0.0.1:9/push", events=[])
     NotificationRule.objects.create(user=bob, channel="email", delay_minutes=0)

@@ -195,7 +195,7 @@ def test_every_attempt_is_signed_at_its_own_time(receiver, django_capture_on_com
 
 @pytest.mark.parametrize(("role", "status"), [("anonymous", 403), ("viewer", 403), ("responder", 403), ("admin", 202)])
 def test_redeliver_endpoint_for_every_role(api_for, role, status, monkeypatch, db):
-    monkeypatch.setattr("incidents.tasks.deliver_webhook.delay", lambda pk: None)
+    monkeypatch.setattr("incidents.tasks.deliver_webhook.apply_async", lambda *a, **k: None)
     endpoint("http://127.0.0.1:18699/x")
     incident = IncidentFactory()
     delivery = WebhookDelivery.objects.get(incident=incident)
@@ -217,7 +217,7 @@ def test_redeliver_endpoint_refuses_bad_input(api_for, db):
 def test_redeliver_endpoint_is_csrf_protected_for_sessions(admin_user, monkeypatch):
     from django.test import Client
 
-    monkeypatch.setattr("incidents.tasks.deliver_webhook.delay", lambda pk: None)
+    monkeypatch.setattr("incidents.tasks.deliver_webhook.apply_async", lambda *a, **k: None)
     endpoint("http://127.0.0.1:18699/x")
     delivery = WebhookDelivery.objects.get(incident=IncidentFactory())
     browser = Client(enforce_csrf_checks=True)
@@ -236,7 +236,7 @@ def test_redeliver_endpoint_is_csrf_protected_for_sessions(admin_user, monkeypat
 
 
 def test_redeliver_to_a_disabled_endpoint_is_refused(api_for, db, monkeypatch):
-    monkeypatch.setattr("incidents.tasks.deliver_webhook.delay", lambda pk: None)
+    monkeypatch.setattr("incidents.tasks.deliver_webhook.apply_async", lambda *a, **k: None)
     hook = endpoint("http://127.0.0.1:18699/x")
     delivery = WebhookDelivery.objects.get(incident=IncidentFactory())
     hook.enabled = False
@@ -249,7 +249,7 @@ def test_redeliver_from_the_portal_and_the_admin(
     client, admin_user, responder, monkeypatch, django_capture_on_commit_callbacks
 ):
     sent = []
-    monkeypatch.setattr("incidents.tasks.deliver_webhook.delay", sent.append)
+    monkeypatch.setattr("incidents.tasks.deliver_webhook.apply_async", lambda args, *rest, **kw: sent.append(*args))
     endpoint("http://127.0.0.1:18699/x")
     delivery = WebhookDelivery.objects.get(incident=IncidentFactory())
 
