@@ -21,12 +21,11 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -67,9 +66,14 @@ class QueueUnavailable(Exception):
     """The payload is stored but could not be queued; the sender should retry (HTTP 503)."""
 
 
-def payload_hash(raw: dict) -> str:
-    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def canonical_json(raw: dict) -> str:
+    """The payload as stored and hashed: sorted keys, no spaces, so a re-encoded copy of the same
+    payload (another key order or spacing) is recognised as a duplicate."""
+    return json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def payload_hash(raw: dict, canonical: str | None = None) -> str:
+    return hashlib.sha256((canonical or canonical_json(raw)).encode()).hexdigest()
 
 
 def store(integration: Integration, raw: dict, batch: Batch) -> tuple[AlertDelivery, bool]:
@@ -86,26 +90,19 @@ def store(integration: Integration, raw: dict, batch: Batch) -> tuple[AlertDeliv
 
 
 def _keep(integration: Integration, raw: dict, batch: Batch) -> tuple[AlertDelivery, bool]:
-    digest = payload_hash(raw)
+    canonical = canonical_json(raw)
     now = timezone.now()
-    # In autocommit the INSERT is its own transaction (one round trip, no BEGIN/COMMIT); inside a
-    # transaction it gets a savepoint, so that a duplicate does not abort the caller's.
-    savepoint = transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
-    try:
-        with savepoint:
-            delivery = AlertDelivery.objects.create(
-                integration=integration,
-                payload=raw,
-                payload_hash=digest,
-                group_key=batch.group_key,
-                alert_count=len(batch.alerts),
-                truncated_alerts=batch.truncated_alerts,
-                received_at=now,
-                enqueued_at=now,
-            )
-    except IntegrityError:
-        return AlertDelivery.objects.get(integration=integration, payload_hash=digest), False
-    return delivery, True
+    return AlertDelivery.keep(
+        payload=raw,
+        payload_json=canonical,
+        integration=integration,
+        payload_hash=payload_hash(raw, canonical),
+        group_key=batch.group_key,
+        alert_count=len(batch.alerts),
+        truncated_alerts=batch.truncated_alerts,
+        received_at=now,
+        enqueued_at=now,
+    )
 
 
 def _queue(delivery: AlertDelivery) -> None:

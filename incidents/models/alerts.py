@@ -14,7 +14,7 @@ import secrets
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connections, models, router
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -231,6 +231,49 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.pk} ({self.alert_count} alerts, {self.state})"
+
+    @classmethod
+    def keep(cls, *, payload: dict, payload_json: str, **values) -> "tuple[AlertDelivery, bool]":
+        """Store a delivery unless its integration already holds this payload (same payload_hash):
+        one INSERT ... ON CONFLICT DO NOTHING RETURNING id, so a duplicate needs no savepoint or
+        IntegrityError, and the statement is built once per process (the ORM's create() cost more
+        than the intake's whole JSON parse). The payload comes as the canonical JSON its hash was
+        taken from, so it is encoded once. Returns (delivery, created)."""
+        delivery = cls(payload=payload, **values)
+        connection = connections[router.db_for_write(cls)]
+        sql, fields = _insert_statement(cls, connection)
+        params = [
+            payload_json if f.name == "payload" else f.get_db_prep_save(f.pre_save(delivery, True), connection)
+            for f in fields
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is None:  # stored before (a retry, an HA pair): the first one stands
+            return cls.objects.get(integration_id=delivery.integration_id, payload_hash=delivery.payload_hash), False
+        delivery.pk = row[0]
+        delivery._state.adding, delivery._state.db = False, connection.alias
+        return delivery, True
+
+
+_insert_statements: dict = {}
+
+
+def _insert_statement(model, connection) -> tuple[str, list]:
+    key = (model, connection.alias)
+    if key not in _insert_statements:
+        quote = connection.ops.quote_name
+        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+        cast = "::jsonb" if connection.vendor == "postgresql" else ""
+        values = ", ".join(f"%s{cast}" if f.name == "payload" else "%s" for f in fields)
+        # Names from the model's own metadata, quoted; every value is a parameter.
+        _insert_statements[key] = (
+            f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+            f"VALUES ({values}) ON CONFLICT ({quote('integration_id')}, {quote('payload_hash')}) DO NOTHING "
+            f"RETURNING {quote(model._meta.pk.column)}",
+            fields,
+        )
+    return _insert_statements[key]
 
 
 def hash_group_key(group_key: str) -> str:

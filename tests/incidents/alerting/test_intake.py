@@ -356,12 +356,14 @@ def test_old_applied_payloads_are_pruned_by_the_retention_sweep(post_alerts, set
     assert not AlertDelivery.objects.exists() and Alert.objects.count() == 1  # the alert and incident stay
 
 
-def test_database_down_is_a_503(post_alerts, monkeypatch):
-    from django.db import OperationalError
+def test_database_down_is_a_503(post_alerts):
+    from django.db import OperationalError, connection
 
-    def down(*args, **kwargs):
-        raise OperationalError("connection to server at 127.0.0.1, port 5432 failed")
+    def down(execute, sql, params, many, context):
+        if sql.startswith('INSERT INTO "incidents_alertdelivery"'):
+            raise OperationalError("connection to server at 127.0.0.1, port 5432 failed")
+        return execute(sql, params, many, context)
 
-    monkeypatch.setattr(AlertDelivery.objects, "create", down)
-    response = post_alerts(alertmanager(alert()))
+    with connection.execute_wrapper(down):
+        response = post_alerts(alertmanager(alert()))
     assert response.status_code == 503 and "could not be stored" in response.json()["detail"]
