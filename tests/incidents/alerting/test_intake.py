@@ -165,6 +165,20 @@ def test_redelivery_of_the_same_payload_changes_nothing(post_alerts):
     assert (Incident.objects.count(), Alert.objects.count(), TimelineEvent.objects.count()) == counts
 
 
+def test_a_re_encoded_copy_of_a_payload_is_a_duplicate_and_the_stored_payload_is_the_same(post_alerts):
+    """An HA pair of Alertmanagers, or a proxy, may send the same notification with another key
+    order or spacing: it is the same payload, stored once."""
+    import json
+
+    payload = alertmanager(alert(instance="a"), alert(instance="b"))
+    first = post_alerts(payload)
+    reordered = json.dumps(dict(reversed(list(payload.items()))), indent=2).encode()
+    second = post_alerts(None, raw=reordered)
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert second.json() == {**first.json(), "status": "duplicate"}
+    assert AlertDelivery.objects.get().payload == payload
+
+
 def test_severity_mapping_and_service_from_job_or_default(client, db):
     postgres = ServiceFactory(name="Postgres", slug="postgres")
     fallback = ServiceFactory(name="Platform", slug="platform")
