@@ -115,8 +115,8 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
 # A psycopg connection pool per process (README "Deploying > Database connections"): for gunicorn
 # with threads, where it caps a process's connections at this size however many threads it runs.
 # Off (0) by default: a process then keeps one connection per thread for CONN_MAX_AGE (60 s).
-# Leave it off on Celery workers: celery's Django fixup closes a prefork child's pool around every
-# task, so a pool there only adds the cost of making it.
+# Leave it off on Celery workers: a prefork child runs one task at a time on one kept connection
+# (CELERY_DB_REUSE_MAX below), so a pool there only adds the cost of making it.
 DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0, minimum=0, maximum=100)
 if DATABASE_POOL_MAX_SIZE and _db["ENGINE"] == "django.db.backends.postgresql":
     _db["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django refuses both at once
