@@ -1,5 +1,6 @@
 """Memory under load: the resident set (RSS) of every web and worker process before and after
-10 000 requests (alert intake POSTs and portal page GETs) and the tasks they cause.
+each of two rounds of 10 000 requests (alert intake POSTs and portal page GETs) and the tasks they
+cause.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/opsportal REDIS_URL=redis://127.0.0.1:6379/0 \
         .venv/bin/python bench/memory.py [--requests 10000] [--quick]
@@ -149,28 +150,37 @@ def snapshot(web, worker) -> dict[str, tuple[int, int | None]]:
     return {role: (pid, _common.rss_kib(pid)) for role, pid in processes(web, worker).items()}
 
 
-def report(args, cold, before, after, timings) -> None:
-    load_s, drain_s = timings
-    print(f"\nmemory: {args.requests} requests ({args.post_share:.0%} intake POSTs, the rest page GETs), "
-          f"{args.clients} clients, after {args.warmup} warm-up requests")  # fmt: skip
-    print(f"load took {load_s:.0f} s ({args.requests / load_s:.0f} req/s); the worker drained {drain_s:.0f} s later")
-    print(f"\n{'process':18} {'pid':>7} {'cold MiB':>9} {'before MiB':>11} {'after MiB':>10} {'growth':>8}")
-    worst = 0.0
+def report(args, cold, snapshots, timings) -> None:
+    """One column per round: a leak grows every round by about the same; a working set that grows
+    with the data (caches, a bigger table's pages) grows in the first round and flattens after."""
+    before = snapshots[0]
+    print(f"\nmemory: {args.rounds} x {args.requests} requests ({args.post_share:.0%} intake POSTs, the rest page "
+          f"GETs), {args.clients} clients, after {args.warmup} warm-up requests")  # fmt: skip
+    for n, (load_s, drain_s) in enumerate(timings, 1):
+        rate = args.requests / load_s
+        print(f"round {n}: load took {load_s:.0f} s ({rate:.0f} req/s); drained {drain_s:.0f} s later")
+    rounds = "".join(f" {'round ' + str(n):>8} {'growth':>7}" for n in range(1, len(snapshots)))
+    print(f"\n{'process':18} {'pid':>7} {'cold MiB':>9} {'before MiB':>11}{rounds}")
+    worst = [0.0] * (len(snapshots) - 1)
     for role, (pid, rss) in before.items():
-        after_pid, after_rss = after.get(role, (None, None))
-        cold_rss = cold.get(role, (None, None))[1]
-        if after_pid != pid or rss is None or after_rss is None:
-            print(f"{role:18} {pid:>7} {'':>9} {_mib(rss):>11} {'(process replaced: pid ' + str(after_pid) + ')'}")
-            continue
-        growth = (after_rss / rss - 1) * 100
-        worst = max(worst, growth)
-        print(f"{role:18} {pid:>7} {_mib(cold_rss):>9} {_mib(rss):>11} {_mib(after_rss):>10} {growth:>7.1f}%")
-    total_before = sum(r for _, r in before.values() if r)
-    total_after = sum(r for _, r in after.values() if r)
-    print(f"{'all':18} {'':>7} {'':>9} {_mib(total_before):>11} {_mib(total_after):>10} "
-          f"{(total_after / total_before - 1) * 100:>7.1f}%")  # fmt: skip
-    verdict = "met" if worst <= GROWTH_TARGET else "NOT met"
-    print(f"target: every process within {GROWTH_TARGET:g} % -> largest growth {worst:.1f} %: {verdict}")
+        line = f"{role:18} {pid:>7} {_mib(cold.get(role, (None, None))[1]):>9} {_mib(rss):>11}"
+        previous = rss
+        for n, snapshot_ in enumerate(snapshots[1:]):
+            after_pid, after_rss = snapshot_.get(role, (None, None))
+            if after_pid != pid or previous is None or after_rss is None:
+                line += f" (process replaced: pid {after_pid})"
+                break
+            growth = (after_rss / previous - 1) * 100
+            worst[n] = max(worst[n], growth)
+            line += f" {_mib(after_rss):>8} {growth:>6.1f}%"
+            previous = after_rss
+        print(line)
+    totals = [sum(r for _, r in snap.values() if r) for snap in snapshots]
+    print(f"{'all':18} {'':>7} {'':>9} {_mib(totals[0]):>11}" + "".join(
+        f" {_mib(t):>8} {(t / p - 1) * 100:>6.1f}%" for p, t in itertools.pairwise(totals)))  # fmt: skip
+    for n, growth in enumerate(worst, 1):
+        verdict = "met" if growth <= GROWTH_TARGET else "NOT met"
+        print(f"round {n}: every process within {GROWTH_TARGET:g} % -> largest growth {growth:.1f} %: {verdict}")
 
 
 def _mib(kib: int | None) -> str:
@@ -183,6 +193,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--post-share", type=float, default=0.5, help="share of intake POSTs (default 0.5)")
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2, help="load rounds, RSS read after each (default 2)")
     parser.add_argument("--quick", action="store_true", help="1 000 requests after 200 of warm-up")
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "18670")))
     args = parser.parse_args()
@@ -203,11 +214,12 @@ def main() -> None:
             load = Load(args.port, intake, cookie, args.post_share)
             load.run(args.warmup, args.clients)
             wait_drained()
-            before = snapshot(web, worker)
-            load_s = load.run(args.requests, args.clients)
-            drain_s = wait_drained()
-            after = snapshot(web, worker)
-            report(args, cold, before, after, (load_s, drain_s))
+            snapshots, timings = [snapshot(web, worker)], []
+            for _ in range(args.rounds):
+                load_s = load.run(args.requests, args.clients)
+                timings.append((load_s, wait_drained()))
+                snapshots.append(snapshot(web, worker))
+            report(args, cold, snapshots, timings)
             print("answers:", ", ".join(f"{status}: {n}" for status, n in sorted(load.statuses.items())))
             for kind, values in sorted(load.latency.items()):
                 median, p95 = statistics.median(values) * 1000, _common.percentile(values, 95) * 1000
