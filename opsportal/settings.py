@@ -188,7 +188,17 @@ elif CELERY_BROKER_URL.startswith(("redis", "rediss", "unix")):
     # back to its queue after this many seconds. Keep it above the longest task (90 s) and countdown
     # (eta tasks are held unacked too): below that, a running task is handed to a second worker
     # (the step and delivery claims stop it from running twice, but it costs a wasted attempt).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)}
+    _visibility = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
+    # The expired messages go back on kombu's sweep, every interval x throttle seconds (10 x 10 by
+    # default): under a visibility timeout of a few minutes the sweep, not the timeout, would decide
+    # when a dead worker's messages are handed out again. Sweep at a tenth of the timeout, at most
+    # kombu's 100 s (the default timeout keeps kombu's defaults).
+    _sweep = min(100, max(1, _visibility // 10))
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": _visibility,
+        "unacked_restore_interval": min(10, _sweep),
+        "unacked_restore_throttle": max(1, _sweep // min(10, _sweep)),
+    }
     if CELERY_BROKER_URL.startswith("redis"):
         # kombu's Redis transport with one fix: a worker survives Redis dropping while a task is
         # in flight (opsportal/broker.py says how it died before).

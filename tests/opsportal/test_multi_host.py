@@ -69,6 +69,7 @@ class Cluster:
         }
 
     def start(self, label: str, command: list[str], ready: str) -> subprocess.Popen:
+        """Starts a process without waiting for it (`wait_ready`): the processes boot side by side."""
         process = subprocess.Popen(
             command,
             cwd=settings.BASE_DIR,
@@ -91,14 +92,16 @@ class Cluster:
         self.processes.append(process)
         return process
 
-    def web(self, label: str) -> str:
+    def web(self, label: str) -> subprocess.Popen:
         port = free_port()
         command = [sys.executable, "-m", "gunicorn", "opsportal.wsgi", "--config", "gunicorn.conf.py"]
         command += ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--worker-class", "gthread", "--threads", "4"]
         process = self.start(label, command, ready="")
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _answers(url + "/health"), timeout=60, message=f"{label} to answer", processes=[process])
-        return url
+        process.url = f"http://127.0.0.1:{port}"
+        process.wait_ready = lambda: wait_until(
+            lambda: _answers(process.url + "/health"), timeout=60, message=f"{label} to answer", processes=[process]
+        )
+        return process
 
     def worker(self, name: str) -> subprocess.Popen:
         command = [sys.executable, "-m", "celery", "-A", "opsportal", "worker", "-Q", WORKER_QUEUES[name], "-c", "2"]
@@ -107,9 +110,18 @@ class Cluster:
         command += ["-n", f"{node}@%h", "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
         process = self.start(f"worker {node}", command, ready=" ready.")
         process.name = f"{node}@"
-        if not process.ready.wait(60):
-            pytest.fail(f"worker {name} did not start:\n{process.tail()}")
+
+        def wait_ready():
+            if not process.ready.wait(60):
+                pytest.fail(f"worker {name} did not start:\n{process.tail()}")
+
+        process.wait_ready = wait_ready
         return process
+
+    @staticmethod
+    def wait_ready(*processes: subprocess.Popen) -> None:
+        for process in processes:
+            process.wait_ready()
 
     def kill(self, process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)  # the main process and its pool children, mid-task
@@ -150,7 +162,8 @@ def cluster(transactional_db):
 
 @pytest.mark.timeout(600)  # six processes start on a machine that may be shared
 def test_a_storm_through_two_web_servers_and_two_workers_one_of_them_killed(cluster):
-    web_a, web_b = cluster.web("web a"), cluster.web("web b")
+    web_a, web_b = (process.url for process in [cluster.web("web a"), cluster.web("web b")])
+    worker_a, worker_b = cluster.worker("a"), cluster.worker("b")
     service = ServiceFactory(name="Cosmetica API", slug="cosmetica-api", base_url=web_a)
     make_runbook(
         "Storm first look",
@@ -171,7 +184,7 @@ def test_a_storm_through_two_web_servers_and_two_workers_one_of_them_killed(clus
     sends = [(web, body) for body in bodies for web in (web_a, web_b)]
     sends += [(web, body) for body in bodies[:TWICE] for web in (web_b, web_a)]
 
-    worker_a, worker_b = cluster.worker("a"), cluster.worker("b")
+    cluster.wait_ready(*cluster.processes)
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda s: post(s[0] + path, s[1]), sends))
     assert statuses == [202] * len(sends)
@@ -188,6 +201,7 @@ def test_a_storm_through_two_web_servers_and_two_workers_one_of_them_killed(clus
     cluster.kill(worker_b)
     assert finished_at_kill < GROUPS, "the storm was over before the kill: nothing was tested"
     worker_b = cluster.worker("b")  # the same queues, started again as an orchestrator would
+    cluster.wait_ready(worker_b)
 
     wait_until(
         lambda: not AlertDelivery.objects.filter(state="pending").exists(),

@@ -40,13 +40,19 @@ def test_good_values(monkeypatch):
     assert env.env_bool("UNSET_FLAG", True) is True
 
 
-def load_settings(**overrides) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
+SETUP = (
+    "import django; django.setup(); from django.conf import settings as s; "
+    "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.CACHES['default']['BACKEND'])"
+)
+
+
+def load_settings(code: str = SETUP, **overrides) -> subprocess.CompletedProcess:
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_VISIBILITY_TIMEOUT"}
+    }
     environment.update({"SECRET_KEY": "k" * 50, "OPSPORTAL_VAR_DIR": str(ROOT / "var" / "test"), **overrides})
-    code = (
-        "import django; django.setup(); from django.conf import settings as s; "
-        "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.CACHES['default']['BACKEND'])"
-    )
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -75,6 +81,26 @@ def test_database_and_redis_urls_switch_to_the_production_setup():
         "redis://cache:6379/0",
         "django_redis.cache.RedisCache",
     ]
+
+
+@pytest.mark.parametrize(
+    ("visibility_timeout", "sweep"),
+    [(None, (3600, 10, 10)), ("300", (300, 10, 3)), ("60", (60, 6, 1)), ("10", (10, 1, 1))],
+)
+def test_unacked_redis_messages_are_swept_at_a_tenth_of_the_visibility_timeout(visibility_timeout, sweep):
+    """kombu hands an expired message out again on its sweep (interval x throttle seconds, 100 s by
+    default): a short CELERY_VISIBILITY_TIMEOUT gets a sweep to match, the default keeps kombu's."""
+    overrides = {"REDIS_URL": "redis://cache:6379/0"}
+    if visibility_timeout is not None:
+        overrides["CELERY_VISIBILITY_TIMEOUT"] = visibility_timeout
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "o = s.CELERY_BROKER_TRANSPORT_OPTIONS; "
+        "print(o['visibility_timeout'], o['unacked_restore_interval'], o['unacked_restore_throttle'])"
+    )
+    result = load_settings(**overrides, code=code)
+    assert result.returncode == 0, result.stderr
+    assert tuple(int(v) for v in result.stdout.split()) == sweep
 
 
 @pytest.mark.parametrize(
