@@ -131,7 +131,9 @@ def resolve_test_alert(integration_id: int, test_id: str, starts_at: str, sent_b
 @shared_task
 def requeue_alert_deliveries() -> int:
     """Queue again the stored deliveries whose queue message was lost (broker restart, 503 path),
-    and at once those whose retries were spent during a database outage."""
+    and at once those whose retries were spent during a database outage; then send the resolution
+    of the test alerts whose scheduled one was lost (selftest.resolve_lost). Returns the number of
+    deliveries queued."""
     now = timezone.now()
     try:
         gave_up = cache.get(GAVE_UP_KEY) or []
@@ -150,6 +152,9 @@ def requeue_alert_deliveries() -> int:
     if gave_up:
         with suppress(Exception):  # a delivery noted meanwhile waits for the age threshold at worst
             cache.delete(GAVE_UP_KEY)
+    resolved = selftest.resolve_lost(now)
+    if resolved:
+        logger.info("sent the lost resolution of %d test alert(s)", resolved)
     return len(stale)
 
 

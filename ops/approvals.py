@@ -136,7 +136,11 @@ def sweep(*, lost_after: timedelta | None = None) -> dict:
     lost_after = lost_after or timedelta(seconds=settings.RUNBOOK_STEP_TIMEOUT_MAX + 120)
     expired = ActionRequest.objects.expire_stale()
     unsent = ActionRequest.objects.filter(state=RequestState.APPROVED, decided_at__lt=timezone.now() - RESEND_AFTER)
-    resent = sum(queue_request(pk) for pk in unsent.values_list("pk", flat=True))
+    resent = 0
+    for pk in unsent.values_list("pk", flat=True):
+        if not queue_request(pk):
+            break  # the broker does not answer: each further publish would wait out its timeout too
+        resent += 1
     lost = 0
     for pk in ActionRequest.objects.filter(
         state=RequestState.RUNNING, started_at__lt=timezone.now() - lost_after

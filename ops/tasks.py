@@ -7,6 +7,7 @@ from celery import shared_task
 from django.conf import settings
 
 from ops.audit import perform
+from opsportal import broker
 from opsportal.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -40,10 +41,12 @@ def daily_health_check() -> int | None:
 
 
 def queue_request(pk: int) -> bool:
-    """Queues an approved request for a worker. A broker outage does not undo the approval: the
-    sweep sends it again (a second message is harmless: only an approved request runs)."""
+    """Queues an approved request for a worker, with the bounded publish (an approval is a request:
+    it answers within BROKER_PUBLISH_TIMEOUT while the broker is down). A broker outage does not undo
+    the approval: the sweep sends it again (a second message is harmless: only an approved request
+    runs)."""
     try:
-        execute_request.delay(pk)
+        broker.publish(execute_request, (pk,))
     except Exception as exc:  # noqa: BLE001 - kombu/redis raise many kinds; all mean "not queued"
         logger.warning("approved request %s could not be queued (%s); the sweep sends it again", pk, exc)
         return False

@@ -7,8 +7,9 @@ broker is down (6.7 s measured with Redis stopped): one intake POST then holds a
 long. `publish()` uses connections of its own (a small pool per process) with connect and socket
 timeouts of BROKER_PUBLISH_TIMEOUT seconds and no retries, and raises at once when the broker does
 not answer; the caller decides what the request answers (the intake: 503 with Retry-After, the
-delivery stays stored and the sweep queues it). `publish_each()` queues rows that a sweep also finds
-(pages, webhook deliveries) and leaves them to it when the broker does not answer.
+delivery stays stored and the sweep queues it). `send()` is the same for a task known only by its
+name. `publish_each()` queues rows that a sweep also finds (pages, webhook deliveries) and leaves
+them to it when the broker does not answer.
 
 `waiting()` counts a queue's messages the same way on Redis, RabbitMQ and kombu's filesystem
 transport, for the queue actions and the queue-depth metric.
@@ -16,6 +17,7 @@ transport, for the queue actions and the queue-depth metric.
 
 import logging
 import os
+from contextlib import contextmanager
 from queue import Empty
 
 from django.conf import settings
@@ -50,16 +52,28 @@ def _pool(app):
     return pool
 
 
-def publish(task, args=(), kwargs=None, **options):
-    """Queue `task` now, or raise within about BROKER_PUBLISH_TIMEOUT seconds if the broker is down."""
-    pool = _pool(task.app)
-    with pool.acquire(block=True, timeout=settings.BROKER_PUBLISH_TIMEOUT) as connection:
+@contextmanager
+def _connection(app):
+    with _pool(app).acquire(block=True, timeout=settings.BROKER_PUBLISH_TIMEOUT) as connection:
         try:
-            return task.apply_async(args, kwargs, connection=connection, retry=False, **options)
+            yield connection
         except Exception:
             # The connection may be half-open: close it, so the next publish connects afresh.
             connection.collect()
             raise
+
+
+def publish(task, args=(), kwargs=None, **options):
+    """Queue `task` now, or raise within about BROKER_PUBLISH_TIMEOUT seconds if the broker is down."""
+    with _connection(task.app) as connection:
+        return task.apply_async(args, kwargs, connection=connection, retry=False, **options)
+
+
+def send(app, name: str, args=(), kwargs=None, **options):
+    """`publish()` for a task known only by its name (a failed task requeued as it was recorded,
+    whose code this process may not even import)."""
+    with _connection(app) as connection:
+        return app.send_task(name, args, kwargs, connection=connection, retry=False, **options)
 
 
 def publish_each(task, ids: list[int], *, what: str) -> list[int]:

@@ -11,7 +11,7 @@ from incidents.models import TimelineEvent
 from incidents.signals import first_look_requested
 from opsportal.errors import DomainError
 from runbooks.models import Runbook, RunbookRun
-from runbooks.models.run import first_look_summary
+from runbooks.models.run_plan import first_look_summary
 
 logger = logging.getLogger(__name__)
 

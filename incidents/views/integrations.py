@@ -97,18 +97,29 @@ def send_test_alert(request, pk: int):
     """Send a test alert through the real intake; the page then shows it in the delivery log."""
     integration = get_object_or_404(Integration.objects.select_related("default_service"), pk=pk)
     try:
-        delivery = selftest.send_test_alert(integration, by=request.user)
+        delivery, resolution_queued = selftest.send_test_alert(integration, by=request.user)
     except REFUSALS as exc:
         return _integration_page(request, integration, error=str(exc), status=status_of(exc))
     except sources.PayloadError as exc:
         error = f"The intake refused the test payload: {exc}"
         return _integration_page(request, integration, error=error, status=400)
     except intake.QueueUnavailable:
-        error = "The test alert is stored but could not be queued; the worker picks it up when the queue is back."
+        error = (
+            "The test alert is stored but could not be queued; the worker picks it up when the queue is back, "
+            "and it then resolves itself a few minutes later than usual."
+        )
         return _integration_page(request, integration, error=error, status=503)
     except DatabaseError:
         logger.exception("test alert of integration %s could not be stored", integration.pk)
         return _integration_page(request, integration, error="The database is unavailable; retry.", status=503)
+    if not resolution_queued:
+        messages.warning(
+            request,
+            f"Test alert sent (delivery #{delivery.pk}): a [TEST] incident opens when the worker applies it "
+            "and pages nobody. Its resolution could not be queued: it resolves itself a few minutes later "
+            "than usual, once the queue answers.",
+        )
+        return redirect("alerting:integration", pk=integration.pk)
     messages.success(
         request,
         f"Test alert sent (delivery #{delivery.pk}): a [TEST] incident opens when the worker applies it, "

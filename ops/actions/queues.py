@@ -14,7 +14,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from ops.models import FailedTask
 from opsportal import broker
-from opsportal.errors import Conflict, DomainError
+from opsportal.errors import Conflict, DomainError, Transient
 from runbooks.actions.base import (
     Action,
     ActionError,
@@ -259,6 +259,8 @@ def _retry_run(params: dict, target: Target, timeout: float) -> CheckResult:
         )
     try:
         rows = FailedTask.requeue(ids, by=target.actor)
+    except Transient as exc:  # the broker did not answer: audited as failed, 503
+        raise TransientError(str(exc)) from None
     except Conflict as exc:
         raise ActionError(str(exc)) from None
     except DomainError as exc:

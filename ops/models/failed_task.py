@@ -1,11 +1,16 @@
 """Failed Celery tasks, recorded by ops/signals.py, to list, requeue or remove."""
 
+import logging
+
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from opsportal.errors import Conflict, DomainError
+from opsportal import broker
+from opsportal.errors import Conflict, DomainError, Transient
+
+logger = logging.getLogger(__name__)
 
 
 class FailedTaskQuerySet(models.QuerySet):
@@ -66,7 +71,15 @@ class FailedTask(models.Model):
 
     @classmethod
     def requeue(cls, ids: list[int], *, by=None) -> list["FailedTask"]:
-        """Sends each task again with its original arguments, all or none (after commit)."""
+        """Sends each task again with its original arguments, all or none, with the bounded publish
+        (this runs in requests: the console, the ops API, the admin).
+
+        Each message is published while the rows are locked, and a row is marked requeued only once
+        its message is on the broker. When the broker does not answer, Transient (503) says so and
+        the rows not sent stay waiting, to requeue again: nothing is marked requeued that was not
+        queued. Publishing before the commit is safe here: the task reads its own arguments, never
+        this row; a commit that fails after the publish leaves a sent task listed as waiting, so at
+        worst it runs twice, never zero times."""
         from celery import uuid
 
         from opsportal.celery import app
@@ -74,16 +87,27 @@ class FailedTask(models.Model):
         with transaction.atomic():
             rows = cls._lock_waiting(ids)
             now = timezone.now()
+            sent: list[FailedTask] = []
+            error = None
             for row in rows:
-                row.requeued_at, row.requeued_as, row.handled_by = now, uuid(), by
+                task_id = uuid()
+                options = {"queue": row.queue} if row.queue else {}
+                try:
+                    broker.send(app, row.name, row.args, row.kwargs, task_id=task_id, **options)
+                except Exception as exc:  # noqa: BLE001 - kombu/redis/amqp raise many kinds; all mean "not queued"
+                    error = exc
+                    break
+                row.requeued_at, row.requeued_as, row.handled_by = now, task_id, by
                 row.save(update_fields=["requeued_at", "requeued_as", "handled_by"])
-
-            def publish():
-                for row in rows:
-                    options = {"queue": row.queue} if row.queue else {}
-                    app.send_task(row.name, args=row.args, kwargs=row.kwargs, task_id=row.requeued_as, **options)
-
-            transaction.on_commit(publish)
+                sent.append(row)
+        if error is not None:
+            left = ", ".join(str(r.pk) for r in rows[len(sent) :])
+            done = f"requeued {', '.join(str(r.pk) for r in sent)}; " if sent else "nothing was requeued; "
+            logger.warning("failed task(s) %s not requeued (%s: %s)", left, type(error).__name__, error)
+            raise Transient(
+                f"The broker did not answer ({type(error).__name__}): {done}failed task(s) {left} still "
+                "waiting; requeue them once it answers."
+            )
         return rows
 
     @classmethod

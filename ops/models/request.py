@@ -18,6 +18,9 @@ class ActionRequestQuerySet(models.QuerySet):
         )
 
 
+NOT_QUEUED = "the broker did not answer; the sweep sends it to a worker once the broker answers."
+
+
 class ActionRequest(models.Model):
     """A dangerous ops action asked for outside a runbook (ops API or console). It runs only after a
     second admin approves it, on a worker, exactly once; the requester can withdraw it, anyone else
@@ -55,6 +58,8 @@ class ActionRequest(models.Model):
     result = models.JSONField(default=dict, blank=True)
 
     objects = ActionRequestQuerySet.as_manager()
+    # Set by approve(): whether the broker took the message (None: not approved by this process).
+    queued: bool | None = None
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -128,9 +133,8 @@ class ActionRequest(models.Model):
         return "running it now." if state == RequestState.APPROVED else "it will not run."
 
     def approve(self, *, by, note: str = "") -> "ActionRequest":
-        """A second admin says yes: a worker runs it (queued after commit)."""
-        from ops.tasks import queue_request
-
+        """A second admin says yes: a worker runs it (queued after commit; `queued` on the returned
+        row says whether the broker took it)."""
         with transaction.atomic():
             locked = self._lock_pending()
             if locked.requested_by_id == by.pk:
@@ -139,8 +143,19 @@ class ActionRequest(models.Model):
                     "You can withdraw it (reject)."
                 )
             locked._decide(RequestState.APPROVED, by=by, note=note, outcome="approved")
-            transaction.on_commit(lambda: queue_request(locked.pk))
+            # robust: the approval is committed; a failure to note the wait is logged, not a 500.
+            transaction.on_commit(locked._queue, robust=True)
         return locked
+
+    def _queue(self) -> None:
+        """After the approval commits. When the broker does not answer, the approval stands: the sweep
+        (ops.approvals.sweep) sends it to a worker once the broker answers, and the incident's
+        timeline says why it has not started."""
+        from ops.tasks import queue_request
+
+        self.queued = queue_request(self.pk)
+        if not self.queued:
+            self.event(f"{self.label} is approved but not queued yet: {NOT_QUEUED}")
 
     def reject(self, *, by, note: str = "") -> "ActionRequest":
         """Someone else says no (rejected), or the requester withdraws it (cancelled). Nothing runs."""

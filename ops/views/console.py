@@ -14,6 +14,7 @@ from ops.actions.queues import portal_queues, stats
 from ops.audit import perform
 from ops.choices import RequestState
 from ops.models import ActionRequest, AuditRecord, FailedTask, MaintenanceSwitch, RetentionRun
+from ops.models.request import NOT_QUEUED
 from ops.stats import cache_stats
 from opsportal.errors import REFUSALS, status_of
 from opsportal.roles import admin_required
@@ -215,8 +216,10 @@ def decide(request, pk: int, verb: str):
         decided = verbs[verb](pk, by=request.user, note=request.POST.get("note", ""))
     except REFUSALS as exc:  # own request 403, already decided or expired 409, unknown 400
         return _requests_card(request, error=str(exc), status=status_of(exc))
-    done = {"approved": "approved: a worker runs it now", "rejected": "rejected", "cancelled": "withdrawn"}
-    return _requests_card(request, message=f"Request #{decided.pk} {done[decided.state]}.")
+    done = {"approved": "approved: a worker runs it now.", "rejected": "rejected.", "cancelled": "withdrawn."}
+    if decided.queued is False:
+        done["approved"] = f"approved, but not queued yet: {NOT_QUEUED}"
+    return _requests_card(request, message=f"Request #{decided.pk} {done[decided.state]}")
 
 
 def _health_context() -> dict:

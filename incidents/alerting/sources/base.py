@@ -9,6 +9,7 @@ the portal can show without knowing the source: `links` (role → http(s) URL, e
 """
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +55,9 @@ def is_test_alert(labels: dict) -> bool:
     return labels.get(TEST_LABEL) == "true"
 
 
+_SENT_WITH_THE_PORTAL = re.compile(r'Sent(?: by (?P<who>.+?))? with the portal\'s "Send a test alert" button, ')
+
+
 @dataclass(frozen=True)
 class TestAlert:
     """What a source needs to write one test notification in its sender's own format."""
@@ -80,6 +84,13 @@ class TestAlert:
                 "It pages nobody and resolves itself."
             ),
         }
+
+    @staticmethod
+    def sender_in(annotations: dict) -> str | None:
+        """Who pressed the button, read back from annotations written by `annotations` ("" when
+        nobody was named); None when the portal did not write them (a test alert its sender labelled)."""
+        match = _SENT_WITH_THE_PORTAL.match(str(annotations.get("description", "")))
+        return None if match is None else match["who"] or ""
 
 
 @dataclass(frozen=True)
