@@ -89,6 +89,8 @@ class BrokerOutage:
         from opsportal.celery import app
 
         self._fresh_pools()
+        # Celery reads CELERY_BROKER_URL from the environment before its settings (the RabbitMQ pass sets it).
+        self._patch.setenv("CELERY_BROKER_URL", "amqp://ops:s3cret@127.0.0.1:1//")
         self._patch.setitem(app.conf, "broker_url", "amqp://ops:s3cret@127.0.0.1:1//")
         self._patch.setitem(app.conf, "task_publish_retry", False)
         self._patch.setitem(app.conf, "broker_transport_options", {"max_retries": 1, "interval_start": 0})
