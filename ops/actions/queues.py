@@ -8,6 +8,7 @@ is paused consumes it again: pause is for minutes of maintenance, not a lasting 
 """
 
 import re
+import time
 
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -211,7 +212,32 @@ def _consumers(params: dict, target: Target, timeout: float, *, pause: bool) -> 
     done = "paused" if pause else "resumed"
     workers = sorted({w for ws in answered.values() for w in ws})
     summary = f"{', '.join(queues)} {done} on {len(workers)} worker(s): {', '.join(workers)}"
-    return CheckResult(CheckStatus.OK, summary, {"workers": len(workers)}, summary, {"queues": answered})
+    still = _still_consuming(app, workers, queues, timeout=min(CONTROL_TIMEOUT, timeout)) if pause else {}
+    if still:
+        summary += "; still consuming: " + ", ".join(f"{w} ({', '.join(qs)})" for w, qs in sorted(still.items()))
+    status = CheckStatus.WARNING if still else CheckStatus.OK
+    return CheckResult(status, summary, {"workers": len(workers)}, summary, {"queues": answered, "still": still})
+
+
+def _still_consuming(app: Celery, workers: list[str], queues: list[str], *, timeout: float) -> dict[str, list[str]]:
+    """The queues each worker still consumes. A worker answers cancel_consumer before it cancels
+    (Celery schedules the cancel on its event loop), so a message published right after the answer
+    could still be taken; its answer to active_queues comes after the cancel ran, so once it no
+    longer lists the queue, pause is true. Returns what is left after `timeout` seconds (or {})."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            replies = app.control.inspect(destination=workers, timeout=0.5).active_queues() or {}
+        except (KombuOperationalError, OSError):
+            replies = {}
+        still = {
+            worker: sorted(q["name"] for q in consumed if q.get("name") in queues)
+            for worker, consumed in replies.items()
+        }
+        still = {w: qs for w, qs in still.items() if qs}
+        if (replies and not still) or time.monotonic() >= deadline:
+            return still
+        time.sleep(0.05)
 
 
 def _failed_rows(limit: int):
