@@ -23,20 +23,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def admin2(db):
-    return UserFactory(username="second", role="admin", is_staff=True)
-
-
-@pytest.fixture
-def api2(admin2):
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    client.force_authenticate(admin2)
-    return client
-
-
-@pytest.fixture
 def failed(db):
     return FailedTask.objects.create(task_id=uuid.uuid4().hex, name="x.poison", queue="celery", exception="E: bad")
 

@@ -26,22 +26,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def admin2(db):
-    from tests.factories import UserFactory
-
-    return UserFactory(username="second", role="admin", is_staff=True)
-
-
-@pytest.fixture
-def api2(admin2):
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    client.force_authenticate(admin2)
-    return client
-
-
-@pytest.fixture
 def queue():
     """A queue of its own on the portal's broker, emptied afterwards (no worker consumes it)."""
     name = f"ops-test-{uuid.uuid4().hex[:8]}"
