@@ -185,7 +185,7 @@ def _apply_chunk(delivery_pk, group_pk, integration, batch: Batch) -> dict | Non
 
 def _settle(group: AlertGroup, batch: Batch, outcome: _Outcome) -> None:
     now = timezone.now()
-    incident = group.incident if group.incident_id and group.incident.is_open else None
+    incident = group.open_incident
     _note_truncation(incident, group, batch, now)
     if incident is not None and outcome.resolved_in_current:
         _mitigate_when_all_resolved(incident, now)
@@ -301,7 +301,7 @@ class _Chunk:
 
 def _apply(group: AlertGroup, integration: Integration, alerts: list[NormalisedAlert], outcome: _Outcome) -> None:
     now = timezone.now()
-    incident = group.incident if group.incident_id and group.incident.is_open else None
+    incident = group.open_incident
     known = _Known.load(group, incident, [a.fingerprint for a in alerts])
     if incident is None:
         incident = _open_for(group, integration, alerts, known, outcome, now)

@@ -308,6 +308,11 @@ class AlertGroup(models.Model):
     def __str__(self) -> str:
         return self.group_key[:80]
 
+    @property
+    def open_incident(self) -> Incident | None:
+        """The incident the group's alerts go to: its current one while open, else none yet."""
+        return self.incident if self.incident_id and self.incident.is_open else None
+
 
 class AlertQuerySet(models.QuerySet):
     def firing(self):
