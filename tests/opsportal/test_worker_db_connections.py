@@ -5,7 +5,6 @@ A real prefork worker process on the test database."""
 
 import os
 import signal
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from django.conf import settings
 
 from tests.opsportal.outage_tasks import note_backend_pid
-from tests.runbooks.conftest import subprocess_database_url, wait_for
+from tests.runbooks.conftest import start_worker_process, subprocess_database_url, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -28,15 +27,12 @@ def worker():
         "DATABASE_URL": subprocess_database_url(),
         "OPSPORTAL_VAR_DIR": str(Path(settings.VAR_DIR).resolve()),
         "SECRET_KEY": settings.SECRET_KEY,
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",  # the worker says " ready." at INFO
     }
     command = [sys.executable, "-m", "celery", "-A", "opsportal", "worker", "--pool", "prefork", "-c", "1"]
     command += ["-Q", queue, "-n", f"{queue}@%h", "--include", "tests.opsportal.outage_tasks"]
-    command += ["--without-mingle", "--without-gossip", "--loglevel", "WARNING"]
-    process = subprocess.Popen(
-        command, cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
+    command += ["--without-mingle", "--without-gossip", "--loglevel", "INFO"]
+    process = start_worker_process(command, env)
     process.queue = queue
     yield process
     os.killpg(process.pid, signal.SIGKILL)

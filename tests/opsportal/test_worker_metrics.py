@@ -5,9 +5,7 @@ worker host."""
 import os
 import re
 import signal
-import subprocess
 import sys
-import threading
 import urllib.request
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from tests.runbooks.conftest import (  # noqa: F401 - http_service and target ar
     http_service,
     make_runbook,
     purge_runbook_queue,
+    start_worker_process,
     subprocess_database_url,
     target,
     wait_for,
@@ -57,23 +56,8 @@ def exporting_worker(transactional_db, tmp_path):
     command = [sys.executable, "-m", "celery", "-A", "opsportal", "worker", "-Q", "runbooks", "-c", "2"]
     command += ["--pool", "prefork", "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
     purge_runbook_queue()
-    process = subprocess.Popen(
-        command, cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    ready, lines = threading.Event(), []
-
-    def read():
-        for line in process.stdout:
-            lines.append(line)
-            if " ready." in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(60):
-        os.killpg(process.pid, signal.SIGKILL)
-        pytest.fail("the worker did not start:\n" + "".join(lines[-30:]))
-    yield f"http://127.0.0.1:{port}/metrics", lines
+    process = start_worker_process(command, env)
+    yield f"http://127.0.0.1:{port}/metrics", process.lines
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(30)
     purge_runbook_queue()

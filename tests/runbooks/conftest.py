@@ -3,6 +3,8 @@
 import contextlib
 import json
 import os
+import signal
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -195,6 +197,29 @@ def make_runbook(title: str = "Checkout checks", *, steps=(), services=(), alert
         steps=[StepSpec(**step) for step in steps],
     )
     return Runbook.create(spec, by=by)
+
+
+def start_worker_process(command: list[str], env: dict) -> subprocess.Popen:
+    """A `celery worker` subprocess in its own process group (its pool children die with it), its
+    output kept in `process.lines`; returns once it says it is ready, fails the test otherwise."""
+    process = subprocess.Popen(
+        command, cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    ready = threading.Event()
+    process.lines = []
+
+    def read():
+        for line in process.stdout:
+            process.lines.append(line)
+            if " ready." in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(60):
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("the worker did not start:\n" + "".join(process.lines[-30:]))
+    return process
 
 
 def wait_for(condition, *, timeout: float = 30, message: str = "condition"):

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -18,12 +17,20 @@ from incidents.models import TimelineEvent
 from runbooks.models import RunbookRun
 from runbooks.tasks import reap_stuck_steps
 from tests.factories import IncidentFactory, UserFactory
-from tests.runbooks.conftest import auto, make_runbook, manual, purge_runbook_queue, subprocess_database_url, wait_for
+from tests.runbooks.conftest import (
+    auto,
+    make_runbook,
+    manual,
+    purge_runbook_queue,
+    start_worker_process,
+    subprocess_database_url,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
 
-def start_worker_process() -> subprocess.Popen:
+def doomed_worker() -> subprocess.Popen:
     """`celery worker` as production runs it (prefork pool), on the test database and broker."""
     name = f"doomed-{uuid.uuid4().hex[:6]}"
     env = {
@@ -35,29 +42,8 @@ def start_worker_process() -> subprocess.Popen:
     }
     command = [sys.executable, "-m", "celery", "-A", "opsportal", "worker", "-Q", "runbooks,first_look", "-c", "1"]
     command += ["--pool", "prefork", "-n", f"{name}@%h", "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
-    process = subprocess.Popen(
-        command,
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group: the pool child dies with it
-    )
-    ready = threading.Event()
-    lines: list[str] = []
-
-    def read():
-        for line in process.stdout:
-            lines.append(line)
-            if " ready." in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(60):
-        os.killpg(process.pid, signal.SIGKILL)
-        pytest.fail("the worker did not start:\n" + "".join(lines[-30:]))
-    process.worker_name, process.lines = name, lines
+    process = start_worker_process(command, env)
+    process.worker_name = name
     return process
 
 
@@ -68,7 +54,7 @@ def worker_processes(transactional_db):
     started: list[subprocess.Popen] = []
 
     def start() -> subprocess.Popen:
-        started.append(start_worker_process())
+        started.append(doomed_worker())
         return started[-1]
 
     yield start
