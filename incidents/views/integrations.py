@@ -9,13 +9,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import DatabaseError
-from django.db.models import Max
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from incidents.alerting import delivery_log, intake, selftest, sources
 from incidents.choices import WebhookDeliveryState
-from incidents.models import Integration, WebhookDelivery, WebhookEndpoint
+from incidents.models import AlertDelivery, IntakeEvent, Integration, WebhookDelivery, WebhookEndpoint
 from opsportal.errors import REFUSALS, status_of
 from opsportal.roles import admin_required
 
@@ -29,10 +29,17 @@ class IntegrationForm(forms.ModelForm):
         widgets = {"severity_mapping": forms.Textarea(attrs={"rows": 3})}
 
 
+def _latest(model) -> Subquery:
+    """When the integration's latest `model` row (a delivery, a logged request) was received."""
+    rows = model.objects.filter(integration=OuterRef("pk")).order_by("-id")
+    return Subquery(rows.values("received_at")[:1])
+
+
 def _integrations_page(request, form, *, created=None, status=200):
+    # A subquery each: two Max() over the two reverse joins multiplied every delivery by every log row.
     integrations = list(
         Integration.objects.select_related("default_service").annotate(
-            last_delivery_at=Max("deliveries__received_at"), last_event_at=Max("intake_events__received_at")
+            last_delivery_at=_latest(AlertDelivery), last_event_at=_latest(IntakeEvent)
         )
     )
     for integration in integrations:
